@@ -1,0 +1,96 @@
+//! The page shell (server-rendered once per request) and the component tree.
+
+use leptos::prelude::*;
+use leptos_meta::{HashedStylesheet, Meta, MetaTags, Title, provide_meta_context};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use crate::{
+    client::session,
+    components::{ChatRoom, JoinForm},
+};
+
+/// The HTML document around the app. Only the server renders this.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options=options.clone()/>
+                <HashedStylesheet options id="leptos"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="Banter"/>
+        <Meta name="description" content="Banter: real-time chat"/>
+        <Meta name="theme-color" content="#4f46e5"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=Home/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The join screen until this tab has a name, the chat after.
+#[component]
+fn Home() -> impl IntoView {
+    // `None` on the server and at hydration, so both render the join form;
+    // the effect below then rejoins with the name this tab used before.
+    let username = RwSignal::new(None::<String>);
+    let join_error = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if let Some(name) = session::load() {
+            username.set(Some(name));
+        }
+    });
+
+    let join = move |name: String| {
+        session::save(&name);
+        join_error.set(None);
+        username.set(Some(name));
+    };
+    let leave = move |refusal: Option<String>| {
+        session::clear();
+        join_error.set(refusal);
+        username.set(None);
+    };
+
+    move || match username.get() {
+        Some(name) => view! { <ChatRoom name on_leave=leave/> }.into_any(),
+        None => view! { <JoinForm on_join=join error=join_error/> }.into_any(),
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="join">
+            <div class="card">
+                <h1 class="brand">"Banter"</h1>
+                <p>"There is nothing at this address."</p>
+                <a href="/">"Go to the chat"</a>
+            </div>
+        </main>
+    }
+}

@@ -1,0 +1,15 @@
+//! The UI, one component per file.
+
+mod chat_room;
+mod connection_status;
+mod join_form;
+mod message_input;
+mod message_list;
+mod user_list;
+
+pub use chat_room::ChatRoom;
+pub use connection_status::ConnectionStatus;
+pub use join_form::JoinForm;
+pub use message_input::MessageInput;
+pub use message_list::MessageList;
+pub use user_list::UserList;

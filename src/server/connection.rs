@@ -1,0 +1,233 @@
+//! One WebSocket connection, from join to goodbye.
+//!
+//! The socket is split in two tasks, as in axum's chat example: the reader
+//! (this task) parses client events and publishes them; the writer drains the
+//! hub's ring into the socket. They meet only through the hub and a small
+//! channel for replies meant for this client alone (error events), so a slow
+//! peer stalls nothing but its own writer.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::hub::{Frame, Hub, Membership, Outbound, PresenceStyle, encode};
+use crate::protocol::{ClientEvent, ServerEvent, close_code};
+
+/// Error replies queued for one client. Small on purpose: a client that
+/// floods bad input without reading the answers only slows its own reader.
+const REPLY_QUEUE: usize = 16;
+/// Most frames written before one flush: enough to amortise the syscall in
+/// a burst, few enough that the first of them is not held back long.
+const WRITE_BATCH: usize = 64;
+/// Longest close reason a close frame can carry (125 bytes minus the code).
+const MAX_CLOSE_REASON: usize = 123;
+/// How long the writer gets to say goodbye once the reader has finished.
+const WRITER_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a connection ended; logged once per connection.
+#[derive(Debug)]
+enum Disconnect {
+    ClientClosed(Option<u16>),
+    ConnectionLost(String),
+    TooSlow { missed: u64 },
+    ServerShutdown,
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::ClientClosed(Some(code)) => write!(f, "client closed ({code})"),
+            Disconnect::ClientClosed(None) => write!(f, "client closed"),
+            Disconnect::ConnectionLost(err) => write!(f, "connection lost: {err}"),
+            Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
+            Disconnect::ServerShutdown => write!(f, "server shutting down"),
+        }
+    }
+}
+
+/// Runs a freshly upgraded socket until either side ends it.
+pub async fn run(
+    socket: WebSocket,
+    username: String,
+    style: PresenceStyle,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    let (mut sink, stream) = socket.split();
+    let membership = match hub.join(&username, style) {
+        Ok(membership) => membership,
+        Err(err) => {
+            info!(user = %username, reason = %err, "join refused");
+            let _ = sink.send(close(err.close_code(), &err.to_string())).await;
+            return;
+        }
+    };
+    let name = Arc::clone(membership.name());
+    info!(user = %name, presence = ?style, online = hub.len(), "connected");
+
+    let (replies, reply_queue) = mpsc::channel(REPLY_QUEUE);
+    let stop_writer = shutdown.child_token();
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        membership,
+        reply_queue,
+        stop_writer.clone(),
+        shutdown,
+    ));
+    let reason = tokio::select! {
+        reason = read_loop(stream, &name, &hub, replies) => {
+            stop_writer.cancel();
+            let _ = tokio::time::timeout(WRITER_GRACE, &mut writer).await;
+            writer.abort();
+            reason
+        }
+        written = &mut writer => match written {
+            Ok(reason) => reason,
+            Err(err) => Disconnect::ConnectionLost(format!("writer task failed: {err}")),
+        },
+    };
+    // The writer owned the membership; it is dropped (the user has left)
+    // by the time the writer task has finished or been aborted.
+    info!(user = %name, %reason, online = hub.len(), "disconnected");
+}
+
+/// Reads client events until the client closes or the connection fails.
+async fn read_loop<S>(
+    mut stream: S,
+    name: &str,
+    hub: &Hub,
+    replies: mpsc::Sender<Frame>,
+) -> Disconnect
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    while let Some(message) = stream.next().await {
+        let reply = match message {
+            Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
+                Ok(ClientEvent::SendMessage { message }) => match hub.publish(name, message) {
+                    Ok(_) => None,
+                    Err(err) => Some(err.to_string()),
+                },
+                Err(err) => Some(format!("Could not use that event: {err}")),
+            },
+            Ok(Message::Binary(_)) => {
+                Some("Binary frames are not supported; send JSON text frames".to_string())
+            }
+            Ok(Message::Close(frame)) => {
+                return Disconnect::ClientClosed(frame.map(|f| f.code));
+            }
+            // tungstenite answers pings itself.
+            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+            Err(err) => return Disconnect::ConnectionLost(err.to_string()),
+        };
+        if let Some(message) = reply {
+            debug!(user = %name, %message, "refused a client event");
+            let frame = encode(&ServerEvent::Error { message });
+            // Waiting here only holds up this client's own reader.
+            if replies.send(frame).await.is_err() {
+                break;
+            }
+        }
+    }
+    Disconnect::ConnectionLost("stream ended".to_string())
+}
+
+/// Writes the join snapshot, then hub events and replies, until stopped.
+///
+/// Owns the membership, so the user leaves the hub the moment this ends,
+/// whichever side ended it.
+async fn write_loop<S>(
+    mut sink: S,
+    mut membership: Membership,
+    mut replies: mpsc::Receiver<Frame>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let style = membership.style();
+    if let Err(err) = sink.send(Message::Text(membership.snapshot.clone())).await {
+        return Disconnect::ConnectionLost(err.to_string());
+    }
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                if shutdown.is_cancelled() {
+                    let _ = sink.send(close(close_code::GOING_AWAY, "Server is shutting down")).await;
+                    return Disconnect::ServerShutdown;
+                }
+                return Disconnect::ClientClosed(None);
+            }
+            Some(reply) = replies.recv() => reply,
+            event = membership.events.recv() => match event {
+                Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
+                Err(RecvError::Closed) => return Disconnect::ServerShutdown,
+            },
+        };
+        if let Err(err) = sink.feed(Message::Text(first)).await {
+            return Disconnect::ConnectionLost(err.to_string());
+        }
+        // Whatever else is already waiting goes out with the same flush.
+        for _ in 1..WRITE_BATCH {
+            let frame = match membership.events.try_recv() {
+                Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
+                Ok(_) => continue,
+                Err(TryRecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            };
+            if let Err(err) = sink.feed(Message::Text(frame)).await {
+                return Disconnect::ConnectionLost(err.to_string());
+            }
+        }
+        if let Err(err) = sink.flush().await {
+            return Disconnect::ConnectionLost(err.to_string());
+        }
+    }
+}
+
+/// The client missed events it can never get back from the ring: say so
+/// with 1013 so it reconnects, rather than letting it show a gapped chat.
+async fn too_slow<S>(sink: &mut S, missed: u64) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let reason = "Too slow: fell behind the chat; reconnect to continue";
+    let _ = sink.send(close(close_code::TRY_AGAIN_LATER, reason)).await;
+    Disconnect::TooSlow { missed }
+}
+
+/// A close frame. RFC 6455 allows 123 bytes of reason; a longer one (a long
+/// non-ASCII name in "already taken") is cut at a character boundary.
+fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_the_frame() {
+        let long = format!("Username {} is already taken", "é".repeat(32));
+        let Message::Close(Some(frame)) = close(1008, &long) else {
+            panic!("not a close frame")
+        };
+        assert!(frame.reason.len() <= MAX_CLOSE_REASON);
+        assert!(long.starts_with(frame.reason.as_str()));
+    }
+}

@@ -1,0 +1,175 @@
+//! The server half (`ssr` feature only).
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from `Leptos.toml`, `BANTER_*` variables and flags.
+//! - [`site`]: Leptos options baked in from the build; the static bundle.
+//! - [`ws`]: the HTTP side of `/start_web_socket` (upgrade or 426).
+//! - [`connection`]: one socket's reader and writer tasks.
+//! - [`hub`]: membership and the broadcast ring every connection reads.
+//! - [`presence`]: coalescing joins and leaves into periodic batches.
+//! - [`health`]: `GET /healthz`.
+//! - [`shutdown`]: the signal, and draining connections with 1001.
+
+pub mod config;
+pub mod connection;
+pub mod health;
+pub mod hub;
+pub mod presence;
+pub mod shutdown;
+pub mod site;
+pub mod ws;
+
+use std::{process::ExitCode, sync::Arc};
+
+use axum::{Router, extract::FromRef, routing::get};
+use leptos::config::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::compression::CompressionLayer;
+use tracing::{error, info};
+
+use crate::{
+    app::{App, shell},
+    protocol::WS_PATH,
+};
+pub use config::Config;
+pub use hub::Hub;
+
+/// Everything a request handler may need, cloned cheaply into each one.
+#[derive(Clone)]
+pub struct AppState {
+    /// How to render the page and where the built bundle is.
+    pub leptos_options: LeptosOptions,
+    /// Who is connected, and the broadcast ring.
+    pub hub: Arc<Hub>,
+    /// Fired once, on shutdown; every connection listens for it.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for their goodbyes.
+    pub connections: TaskTracker,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Self {
+        AppState {
+            leptos_options: site::leptos_options(&config.site_root, config.addr),
+            hub: Arc::new(Hub::new()),
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        }
+    }
+}
+
+/// The whole HTTP surface. Separate from [`serve`] so tests can build the
+/// same router.
+pub fn router(state: AppState) -> Router {
+    let site_root = std::path::PathBuf::from(&*state.leptos_options.site_root);
+    let pages = Router::new()
+        .leptos_routes(&state, generate_route_list(App), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CompressionLayer::new());
+    // The socket route is registered plainly, before the Leptos routes and
+    // their fallback (leptos#4030), and is not wrapped in compression.
+    Router::new()
+        .route(WS_PATH, get(ws::start_web_socket))
+        .route("/healthz", get(health::healthz))
+        .merge(site::pkg_router(&site_root))
+        .merge(pages)
+        .with_state(state)
+}
+
+/// Serves until `state.shutdown` fires, then closes every socket with 1001
+/// and returns within [`shutdown::GRACE`].
+pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> std::io::Result<()> {
+    let presence = tokio::spawn(presence::run(
+        Arc::clone(&state.hub),
+        config.presence_interval,
+        state.shutdown.clone(),
+    ));
+    let shutdown = state.shutdown.clone();
+    let connections = state.connections.clone();
+    let app = router(state);
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    // Run until the signal; after it, give HTTP requests and sockets the
+    // same deadline, so a hung keep-alive cannot hold the exit.
+    tokio::select! {
+        result = &mut server => result?,
+        _ = shutdown.cancelled() => {
+            let deadline = tokio::time::Instant::now() + shutdown::GRACE;
+            let _ = tokio::time::timeout_at(deadline, &mut server).await;
+            shutdown::drain(&connections, deadline).await;
+        }
+    }
+    presence.abort();
+    Ok(())
+}
+
+/// The `banter` binary.
+pub async fn main() -> ExitCode {
+    let config = match Config::from_args() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("banter: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    if let Err(err) = std::fs::create_dir_all(&config.data_dir) {
+        error!(dir = %config.data_dir.display(), %err, "cannot create the data directory");
+        return ExitCode::FAILURE;
+    }
+    let listener = match TcpListener::bind(config.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(addr = %config.addr, %err, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.addr);
+    let state = AppState::new(&config);
+    if !std::path::Path::new(&*state.leptos_options.site_root).is_dir() {
+        tracing::warn!(
+            site_root = %config.site_root.display(),
+            "site root not found: pages will render without their WASM, JS and CSS \
+             (build with `cargo leptos build --release`, or pass --site-root)"
+        );
+    }
+    info!(%addr, data_dir = %config.data_dir.display(), "Banter is running at http://{addr}/");
+    println!("Banter is running at http://{addr}/  (Ctrl-C to stop)");
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        shutdown.cancel();
+    });
+    match serve(listener, &config, state).await {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            error!(%err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|err| {
+        eprintln!("banter: invalid log filter {filter:?} ({err}); using \"info\"");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}

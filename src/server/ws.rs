@@ -1,0 +1,73 @@
+//! The WebSocket endpoint: `GET /start_web_socket?username=NAME`.
+//!
+//! Only the HTTP side lives here; once upgraded, the socket belongs to
+//! [`super::connection`]. Name checks happen *after* the upgrade, answered
+//! with a close frame: a browser never sees the body of a refused handshake,
+//! but it does see a close code and reason, which the UI can show.
+
+use axum::{
+    extract::{
+        Query, State,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{AppState, connection, hub::PresenceStyle};
+use crate::protocol::PRESENCE_DELTA;
+
+/// Largest frame or message a client may send. Far above the longest chat
+/// message, far below what would let one client tie up real memory.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct JoinParams {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    presence: Option<String>,
+}
+
+/// Upgrades to a WebSocket, or answers 426 to a plain request.
+pub async fn start_web_socket(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Query(params): Query<JoinParams>,
+    State(state): State<AppState>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        // axum would say 400 or 405; the protocol says 426 Upgrade Required.
+        Err(_) => {
+            return (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::UPGRADE, "websocket")],
+                "This endpoint speaks WebSocket only: connect with a WebSocket client.\n",
+            )
+                .into_response();
+        }
+    };
+    let style = match params.presence.as_deref() {
+        Some(PRESENCE_DELTA) => PresenceStyle::Delta,
+        _ => PresenceStyle::List,
+    };
+    let AppState {
+        hub,
+        shutdown,
+        connections,
+        ..
+    } = state;
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            connections.track_future(connection::run(
+                socket,
+                params.username,
+                style,
+                hub,
+                shutdown,
+            ))
+        })
+}

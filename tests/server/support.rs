@@ -1,0 +1,186 @@
+//! Test harness: the real `banter` binary on a free loopback port, and a
+//! WebSocket client that reads JSON events with time limits.
+#![allow(dead_code)]
+
+use std::{process::Stdio, time::Duration};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
+
+/// How long any single expectation may wait. Generous for a loaded CI box;
+/// a passing test never waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A `banter` process serving on `127.0.0.1:<free port>` with its own data
+/// directory. Killed (by its own PID) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let config = data.path().join("banter.toml");
+        std::fs::write(&config, "").expect("config file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
+            .args(["--addr", "127.0.0.1:0", "--log", "info"])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data.path().join("data"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start banter");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.split("http://").nth(1) {
+                    return rest.split('/').next().expect("address").to_string();
+                }
+            }
+            panic!("banter exited before printing its address");
+        })
+        .await
+        .expect("banter did not start in time");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            child,
+            addr,
+            _data: data,
+        }
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/start_web_socket?{query}", self.addr)
+    }
+
+    /// Joins as `name` with tutorial-style (list) presence.
+    pub async fn join(&self, name: &str) -> Socket {
+        self.connect(&format!("username={name}")).await
+    }
+
+    pub async fn connect(&self, query: &str) -> Socket {
+        let (socket, _) = tokio::time::timeout(PATIENCE, connect_async(self.ws_url(query)))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        socket
+    }
+
+    /// A raw HTTP/1.1 GET; returns (status, headers and body as text).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.addr).await.expect("tcp connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
+            .await
+            .expect("response timed out")
+            .expect("read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        (status, response)
+    }
+}
+
+/// What the next frame was.
+#[derive(Debug)]
+pub enum Frame {
+    Event(Value),
+    Closed(Option<(u16, String)>),
+}
+
+/// The next text or close frame (pings and pongs skipped).
+pub async fn next_frame(socket: &mut Socket) -> Frame {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("no frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                return Frame::Event(serde_json::from_str(&text).expect("server sent JSON"));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Frame::Closed(
+                    frame.map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string())),
+                );
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Frame::Closed(None),
+        }
+    }
+}
+
+/// The next event's raw text, for golden comparisons.
+pub async fn next_text(socket: &mut Socket) -> String {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("no frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => return text.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Reads events until one has `event == kind` and satisfies `accept`.
+pub async fn expect_event(
+    socket: &mut Socket,
+    kind: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        match next_frame(socket).await {
+            Frame::Event(event) if event["event"] == kind && accept(&event) => return event,
+            Frame::Event(_) => continue,
+            Frame::Closed(frame) => panic!("closed while waiting for {kind}: {frame:?}"),
+        }
+    }
+}
+
+/// Waits until a list-presence client sees exactly `names` online.
+pub async fn expect_users(socket: &mut Socket, names: &[&str]) {
+    expect_event(socket, "update-users", |e| {
+        e["usernames"] == serde_json::json!(names)
+    })
+    .await;
+}
+
+pub async fn send_json(socket: &mut Socket, json: &str) {
+    socket.send(Message::Text(json.into())).await.expect("send");
+}
+
+pub async fn say(socket: &mut Socket, message: &str) {
+    let json = serde_json::json!({"event": "send-message", "message": message}).to_string();
+    send_json(socket, &json).await;
+}
