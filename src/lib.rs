@@ -16,6 +16,10 @@
 //!
 //! `ARCHITECTURE.md` follows one message from a keypress to every screen.
 
+// Leptos views are deeply nested types; release builds (which do not erase
+// them) need more room than the default 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod client;
 pub mod components;

@@ -12,6 +12,19 @@ pub fn MessageInput(
     #[prop(into)] enabled: Signal<bool>,
 ) -> impl IntoView {
     let input: NodeRef<html::Input> = NodeRef::new();
+    // `autofocus` only acts on page load; the chat appears later, and again
+    // after each reconnect, so focus the field whenever it comes alive.
+    // Deferred a frame: the `disabled` attribute is lifted by a render
+    // effect, and a disabled field cannot take focus.
+    Effect::new(move |_| {
+        if enabled.get() {
+            request_animation_frame(move || {
+                if let Some(field) = input.get_untracked() {
+                    let _ = field.focus();
+                }
+            });
+        }
+    });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let Some(field) = input.get() else { return };
@@ -35,7 +48,6 @@ pub fn MessageInput(
                 autocomplete="off"
                 enterkeyhint="send"
                 disabled=move || !enabled.get()
-                autofocus
             />
             <button type="submit" disabled=move || !enabled.get()>"Send"</button>
         </form>

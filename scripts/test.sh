@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every test Banter has:
+#   1. cargo tests with the server features (unit + the real binary over sockets)
+#   2. cargo tests of the shared code with the browser features
+#   3. the Playwright suite in Chromium against a release build
+# Ends with one summary line, "tests: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+
+# --- what only the tests need ---------------------------------------------------
+apt_install chromium
+if [ ! -x /usr/bin/chromium ]; then die "chromium is not at /usr/bin/chromium"; fi
+command -v npm >/dev/null || apt_install nodejs npm
+LOCK_SUM=$(sha256sum end2end/package-lock.json | cut -d' ' -f1)
+if [ "$(cat end2end/node_modules/.banter-lock 2>/dev/null)" != "$LOCK_SUM" ]; then
+  say "npm ci (end2end)"
+  # Playwright must not download a browser: it drives Debian's Chromium.
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  echo "$LOCK_SUM" >end2end/node_modules/.banter-lock
+fi
+
+LOG_DIR=$(mktemp -d)
+trap 'rm -rf "$LOG_DIR"' EXIT
+
+say "cargo test --features ssr"
+cargo test --features ssr 2>&1 | tee "$LOG_DIR/ssr.log"
+say "cargo test --lib --features hydrate"
+cargo test --lib --features hydrate 2>&1 | tee "$LOG_DIR/hydrate.log"
+
+say "cargo leptos build --release"
+cargo leptos build --release
+say "playwright test"
+(cd end2end && CI="${CI:-}" npx playwright test) 2>&1 | tee "$LOG_DIR/e2e.log"
+
+# --- one summary line across all runners ------------------------------------------
+cargo_count() { # sum "N <word>" over cargo's "test result:" lines
+  grep -h '^test result:' "$LOG_DIR"/ssr.log "$LOG_DIR"/hydrate.log |
+    grep -o "[0-9]* $1" | awk '{ s += $1 } END { print s + 0 }'
+}
+e2e_count() {
+  grep -Eo "^ +[0-9]+ $1" "$LOG_DIR/e2e.log" | awk '{ s += $1 } END { print s + 0 }'
+}
+passed=$(($(cargo_count passed) + $(e2e_count passed)))
+failed=$(($(cargo_count failed) + $(e2e_count failed)))
+echo "tests: $passed passed, $failed failed"
