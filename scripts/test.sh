@@ -34,12 +34,13 @@ say "playwright test"
 (cd end2end && CI="${CI:-}" npx playwright test) 2>&1 | tee "$LOG_DIR/e2e.log"
 
 # --- one summary line across all runners ------------------------------------------
+# (awk alone: a grep that matches nothing would end the script under pipefail)
 cargo_count() { # sum "N <word>" over cargo's "test result:" lines
-  grep -h '^test result:' "$LOG_DIR"/ssr.log "$LOG_DIR"/hydrate.log |
-    grep -o "[0-9]* $1" | awk '{ s += $1 } END { print s + 0 }'
+  awk -v word="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" word) s += $(i - 1) }
+    END { print s + 0 }' "$LOG_DIR"/ssr.log "$LOG_DIR"/hydrate.log
 }
-e2e_count() {
-  grep -Eo "^ +[0-9]+ $1" "$LOG_DIR/e2e.log" | awk '{ s += $1 } END { print s + 0 }'
+e2e_count() { # Playwright's closing "  N passed" / "  N failed" lines
+  awk -v word="$1" '$1 ~ /^[0-9]+$/ && $2 == word { s += $1 } END { print s + 0 }' "$LOG_DIR/e2e.log"
 }
 passed=$(($(cargo_count passed) + $(e2e_count passed)))
 failed=$(($(cargo_count failed) + $(e2e_count failed)))

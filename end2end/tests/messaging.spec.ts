@@ -49,3 +49,28 @@ test('the list follows new messages to the bottom', async ({ browser }) => {
   await expect(last).toBeInViewport();
   await erin.close();
 });
+
+test('reading older messages is not interrupted by new ones', async ({ browser }) => {
+  const reader = await ChatPage.open(browser, { width: 800, height: 500 });
+  const talker = await ChatPage.open(browser);
+  await reader.join(uniqueName('reader'));
+  await talker.join(uniqueName('talker'));
+  for (let i = 1; i <= 25; i++) {
+    await talker.send(`backlog ${i}`);
+  }
+  await expect(reader.message('backlog 25')).toBeInViewport();
+
+  // Scroll up to read; a new message arrives and the view stays put.
+  await reader.page.locator('.messages').evaluate((list) => list.scrollTo({ top: 0 }));
+  await expect(reader.message('backlog 1')).toBeInViewport();
+  await talker.send('interruption');
+  await expect(reader.message('interruption')).toHaveCount(1);
+  await expect(reader.message('backlog 1')).toBeInViewport();
+  await expect(reader.message('interruption')).not.toBeInViewport();
+
+  // Sending yourself brings you back down.
+  await reader.send('my reply');
+  await expect(reader.message('my reply')).toBeInViewport();
+  await reader.close();
+  await talker.close();
+});

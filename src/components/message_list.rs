@@ -21,8 +21,12 @@ pub fn MessageList(messages: RwSignal<Vec<ChatMessage>>, me: String) -> impl Int
         }
     };
     Effect::new(move |_| {
-        messages.with(|m| m.len());
-        if stick_to_bottom.get_value() {
+        // Your own message always brings you down to it, as in any chat.
+        let last_is_mine = messages.with(|all| {
+            all.last()
+                .is_some_and(|m| me.with_value(|me| *me == m.username))
+        });
+        if last_is_mine || stick_to_bottom.get_value() {
             // After the browser has laid out the new rows.
             request_animation_frame(move || {
                 if let Some(el) = list.get_untracked() {
