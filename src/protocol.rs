@@ -9,6 +9,8 @@
 //! This module depends on serde alone: it is part of the WASM build, where a
 //! server crate would not compile.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// Path of the WebSocket endpoint, fixed by the tutorial protocol.
@@ -124,7 +126,8 @@ pub struct ChatMessage {
     pub ts: String,
 }
 
-/// What the server sends.
+/// What the server sends. Names are `Arc<str>` so the server can list
+/// thousands of users without copying a string per name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum ServerEvent {
@@ -132,11 +135,11 @@ pub enum ServerEvent {
     SendMessage(ChatMessage),
     /// Everyone connected, sorted. Sent to a client when it joins, and to
     /// tutorial-style clients at most once per presence interval after that.
-    UpdateUsers { usernames: Vec<String> },
+    UpdateUsers { usernames: Vec<Arc<str>> },
     /// These users joined (delta clients only), in the order they joined.
-    UserJoined { usernames: Vec<String> },
+    UserJoined { usernames: Vec<Arc<str>> },
     /// These users left (delta clients only), in the order they left.
-    UserLeft { usernames: Vec<String> },
+    UserLeft { usernames: Vec<Arc<str>> },
     /// The last client event could not be used; the connection stays open.
     Error { message: String },
 }
@@ -193,7 +196,7 @@ mod tests {
 
     #[test]
     fn presence_goldens() {
-        let names = vec!["alice".to_string(), "bob".to_string()];
+        let names: Vec<Arc<str>> = vec!["alice".into(), "bob".into()];
         assert_eq!(
             to_json(&ServerEvent::UpdateUsers {
                 usernames: names.clone()

@@ -63,15 +63,17 @@ impl ChatState {
                 self.messages.try_update(|all| all.push(message));
             }
             ServerEvent::UpdateUsers { usernames } => {
-                self.users.try_set(usernames.into_iter().collect());
+                self.users
+                    .try_set(usernames.iter().map(|n| n.to_string()).collect());
             }
             ServerEvent::UserJoined { usernames } => {
-                self.users.try_update(|users| users.extend(usernames));
+                self.users
+                    .try_update(|users| users.extend(usernames.iter().map(|n| n.to_string())));
             }
             ServerEvent::UserLeft { usernames } => {
                 self.users.try_update(|users| {
                     for name in &usernames {
-                        users.remove(name);
+                        users.remove(&**name);
                     }
                 });
             }

@@ -151,7 +151,12 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let style = membership.style();
-    if let Err(err) = sink.send(Message::Text(membership.snapshot.clone())).await {
+    for frame in std::mem::take(&mut membership.snapshot) {
+        if let Err(err) = sink.feed(Message::Text(frame)).await {
+            return Disconnect::ConnectionLost(err.to_string());
+        }
+    }
+    if let Err(err) = sink.flush().await {
         return Disconnect::ConnectionLost(err.to_string());
     }
     loop {

@@ -33,6 +33,11 @@ pub type Frame = Utf8Bytes;
 /// client whose network merely hiccups.
 pub const EVENT_BUFFER: usize = 4096;
 
+/// Names per frame when a delta client is sent the user list on joining.
+/// One frame of 10,000 names would leave every connection's write buffer
+/// at ~150 KB for good (buffers keep their capacity); chunks keep it small.
+const SNAPSHOT_CHUNK: usize = 128;
+
 /// RFC 3339 in UTC with milliseconds: precise enough to order by eye, short
 /// enough to cost little on every message.
 const TIMESTAMP: &[FormatItem<'static>] =
@@ -162,10 +167,9 @@ impl Hub {
         // the joiner through the ring, and replaying the earlier ones of the
         // same presence batch is harmless (see `presence`).
         let events = self.events.subscribe();
-        let snapshot = encode(&ServerEvent::UpdateUsers {
-            usernames: members.names.iter().map(|n| n.to_string()).collect(),
-        });
+        let names: Vec<Arc<str>> = members.names.iter().cloned().collect();
         drop(members);
+        let snapshot = snapshot_frames(names, style);
         Ok(Membership {
             hub: Arc::clone(self),
             name,
@@ -218,13 +222,8 @@ impl Hub {
         if changes.is_empty() {
             return;
         }
-        let list = (members.list_clients > 0).then(|| {
-            members
-                .names
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-        });
+        let list = (members.list_clients > 0)
+            .then(|| members.names.iter().cloned().collect::<Vec<_>>());
         drop(members);
 
         for frame in super::presence::delta_frames(&changes) {
@@ -249,8 +248,10 @@ pub struct Membership {
     style: PresenceStyle,
     /// Every event published after the join.
     pub events: broadcast::Receiver<Outbound>,
-    /// `update-users` as of the join; send it before anything from `events`.
-    pub snapshot: Frame,
+    /// Who is online as of the join: one `update-users`, for a delta
+    /// client followed by `user-joined` chunks. Send it before anything
+    /// from `events`.
+    pub snapshot: Vec<Frame>,
 }
 
 impl Membership {
@@ -268,6 +269,27 @@ impl Drop for Membership {
     fn drop(&mut self) {
         self.hub.leave(&self.name, self.style);
     }
+}
+
+/// The user list for a joiner. Tutorial clients understand only one whole
+/// `update-users`; delta clients get the list in chunks (`update-users` with
+/// the first, `user-joined` with the rest), which they merge the same way.
+fn snapshot_frames(names: Vec<Arc<str>>, style: PresenceStyle) -> Vec<Frame> {
+    if style == PresenceStyle::List || names.len() <= SNAPSHOT_CHUNK {
+        return vec![encode(&ServerEvent::UpdateUsers { usernames: names })];
+    }
+    names
+        .chunks(SNAPSHOT_CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let usernames = chunk.to_vec();
+            encode(&if i == 0 {
+                ServerEvent::UpdateUsers { usernames }
+            } else {
+                ServerEvent::UserJoined { usernames }
+            })
+        })
+        .collect()
 }
 
 /// Serialises an event for the wire.
@@ -303,8 +325,9 @@ mod tests {
         let _bob = hub.join("bob", PresenceStyle::List).unwrap();
         let alice = hub.join(" alice ", PresenceStyle::List).unwrap();
         assert_eq!(&**alice.name(), "alice");
+        assert_eq!(alice.snapshot.len(), 1);
         assert_eq!(
-            text(&alice.snapshot),
+            text(&alice.snapshot[0]),
             r#"{"event":"update-users","usernames":["alice","bob"]}"#
         );
     }
@@ -364,6 +387,31 @@ mod tests {
         );
         hub.flush_presence();
         assert!(watcher.events.try_recv().is_err(), "nothing changed");
+    }
+
+    #[test]
+    fn a_delta_joiner_gets_a_long_list_in_chunks_that_add_up() {
+        let hub = Arc::new(Hub::new());
+        let _others: Vec<_> = (0..600)
+            .map(|i| hub.join(&format!("u{i:03}"), PresenceStyle::Delta).unwrap())
+            .collect();
+        let joiner = hub.join("zed", PresenceStyle::Delta).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, frame) in joiner.snapshot.iter().enumerate() {
+            let event: ServerEvent = serde_json::from_str(frame.as_str()).unwrap();
+            let names = match (i, event) {
+                (0, ServerEvent::UpdateUsers { usernames }) => usernames,
+                (_, ServerEvent::UserJoined { usernames }) if i > 0 => usernames,
+                (i, other) => panic!("frame {i}: {other:?}"),
+            };
+            assert!(names.len() <= SNAPSHOT_CHUNK);
+            seen.extend(names.iter().map(|n| n.to_string()));
+        }
+        assert_eq!(joiner.snapshot.len(), 601usize.div_ceil(SNAPSHOT_CHUNK));
+        assert_eq!(seen.len(), 601);
+        // A tutorial client still gets one whole list.
+        let listy = hub.join("lister", PresenceStyle::List).unwrap();
+        assert_eq!(listy.snapshot.len(), 1);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn delta_frames(changes: &[Change]) -> Vec<Frame> {
         let usernames = rest[..run_len]
             .iter()
             .map(|c| match c {
-                Change::Joined(name) | Change::Left(name) => name.to_string(),
+                Change::Joined(name) | Change::Left(name) => Arc::clone(name),
             })
             .collect();
         frames.push(encode(&if joined {

@@ -18,6 +18,18 @@ use serde::Deserialize;
 use super::{AppState, connection, hub::PresenceStyle};
 use crate::protocol::PRESENCE_DELTA;
 
+/// tungstenite's read buffer. Its default (128 KiB) is zero-filled on the
+/// first read, so every idle connection would hold 128 KiB of RSS; chat
+/// frames are small, and a bigger one just takes a few more reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// tungstenite writes its buffer out once it holds this much. The buffer
+/// keeps its largest size for the connection's life, so the default
+/// (128 KiB) would let one burst (a join snapshot, a backlog) pin that much
+/// memory per idle client; 4 KiB still packs a few dozen chat frames into
+/// each write.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Largest frame or message a client may send. Far above the longest chat
 /// message, far below what would let one client tie up real memory.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -59,6 +71,8 @@ pub async fn start_web_socket(
         ..
     } = state;
     upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {

@@ -1,0 +1,290 @@
+//! The simulated users: listeners that only read, senders that send
+//! numbered, timestamped messages, and stalled listeners that never read.
+//!
+//! Everything runs on one thread (a `LocalSet`), so the statistics are a
+//! plain `Rc<RefCell<…>>` that every task updates without locks.
+
+use std::{
+    cell::RefCell,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use tokio::{sync::watch, time::Instant as TokioInstant};
+
+use crate::wsclient::{self, Client, OP_CLOSE, OP_PING, OP_TEXT};
+
+/// Every benchmark message starts with this, so presence and other events
+/// are told apart from ours with one substring search.
+const MARKER: &[u8] = b"\"message\":\"bench|";
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `host:port`.
+    pub addr: String,
+    /// Path and query up to (not including) the username.
+    pub path_prefix: String,
+    pub senders: usize,
+    pub messages_per_sender: u64,
+    /// Total messages per second across all senders; `None` = as fast as
+    /// the in-flight window allows.
+    pub rate: Option<f64>,
+    pub window: u64,
+    /// Filler appended to each message to reach the requested size.
+    pub padding: String,
+    /// Time zero for the timestamps carried in messages.
+    pub epoch: Instant,
+}
+
+impl Plan {
+    pub fn expected_per_listener(&self) -> u64 {
+        self.senders as u64 * self.messages_per_sender
+    }
+}
+
+/// Counters shared by all tasks of a run.
+pub struct Stats {
+    /// Send → receive, microseconds, over every receipt by a listener.
+    pub latency_us: Histogram<u64>,
+    /// Benchmark messages received by listeners.
+    pub received: u64,
+    /// Connections that received their first frame (the join snapshot).
+    pub joined: usize,
+    /// Connections that failed to connect or upgrade.
+    pub connect_errors: usize,
+    /// Listeners the server closed, and the close codes it gave.
+    pub dropped: Vec<Option<u16>>,
+    /// Messages senders sent.
+    pub sent: u64,
+    pub first_send: Option<Instant>,
+    pub last_receipt: Option<Instant>,
+}
+
+impl Stats {
+    pub fn new() -> Rc<RefCell<Stats>> {
+        Rc::new(RefCell::new(Stats {
+            latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("static bounds"),
+            received: 0,
+            joined: 0,
+            connect_errors: 0,
+            dropped: Vec::new(),
+            sent: 0,
+            first_send: None,
+            last_receipt: None,
+        }))
+    }
+}
+
+pub type Shared = Rc<RefCell<Stats>>;
+
+/// Connects as `name` and waits for the join snapshot.
+pub async fn join(plan: &Plan, name: &str, stats: &Shared) -> Option<Client> {
+    let path = format!("{}{}", plan.path_prefix, name);
+    let mut client = match Client::connect(&plan.addr, &path).await {
+        Ok(client) => client,
+        Err(_) => {
+            stats.borrow_mut().connect_errors += 1;
+            return None;
+        }
+    };
+    loop {
+        if let Some(frame) = client.next_frame() {
+            if frame.opcode == OP_CLOSE {
+                stats.borrow_mut().connect_errors += 1;
+                return None;
+            }
+            break;
+        }
+        match client.fill().await {
+            Ok(true) => {}
+            _ => {
+                stats.borrow_mut().connect_errors += 1;
+                return None;
+            }
+        }
+    }
+    stats.borrow_mut().joined += 1;
+    Some(client)
+}
+
+/// Reads until every expected message arrived, the server closed the
+/// socket, or `deadline`.
+pub async fn listen(mut client: Client, plan: Rc<Plan>, stats: Shared, deadline: TokioInstant) {
+    let expected = plan.expected_per_listener();
+    let mut got = 0u64;
+    while got < expected {
+        while let Some(frame) = client.next_frame() {
+            match frame.opcode {
+                OP_TEXT => {
+                    if let Some((_, _, sent_ns)) = parse(frame.payload) {
+                        let now = plan.epoch.elapsed().as_nanos() as u64;
+                        let micros = now.saturating_sub(sent_ns) / 1_000;
+                        let mut s = stats.borrow_mut();
+                        let _ = s.latency_us.record(micros.max(1));
+                        s.received += 1;
+                        s.last_receipt = Some(Instant::now());
+                        got += 1;
+                    }
+                }
+                OP_CLOSE => {
+                    let code = wsclient::close_code(frame.payload);
+                    stats.borrow_mut().dropped.push(code);
+                    return;
+                }
+                OP_PING => {
+                    let payload = frame.payload.to_vec();
+                    let _ = client.send_pong(&payload).await;
+                }
+                _ => {}
+            }
+        }
+        match tokio::time::timeout_at(deadline, client.fill()).await {
+            Ok(Ok(true)) => {}
+            Ok(_) => {
+                stats.borrow_mut().dropped.push(None);
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Sends `messages_per_sender` messages, paced by the rate or the window,
+/// and reads everything the server sends back meanwhile.
+pub async fn send(
+    mut client: Client,
+    id: usize,
+    plan: Rc<Plan>,
+    stats: Shared,
+    mut go: watch::Receiver<bool>,
+    deadline: TokioInstant,
+) {
+    if go.wait_for(|go| *go).await.is_err() {
+        return;
+    }
+    let total = plan.messages_per_sender;
+    let (mut sent, mut echoed) = (0u64, 0u64);
+    let interval = plan
+        .rate
+        .map(|rate| Duration::from_secs_f64(plan.senders as f64 / rate));
+    let mut ticks = interval.map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    while echoed < total && TokioInstant::now() < deadline {
+        // Window mode: top up to the window before waiting for echoes.
+        if ticks.is_none() {
+            while sent < total && sent - echoed < plan.window {
+                if send_one(&mut client, id, sent, &plan, &stats).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+        }
+        let ticking = ticks.is_some() && sent < total;
+        tokio::select! {
+            _ = async { ticks.as_mut().expect("ticking").tick().await }, if ticking => {
+                if send_one(&mut client, id, sent, &plan, &stats).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            filled = tokio::time::timeout_at(deadline, client.fill()) => {
+                match filled {
+                    Ok(Ok(true)) => {}
+                    _ => return,
+                }
+                while let Some(frame) = client.next_frame() {
+                    match frame.opcode {
+                        OP_TEXT => {
+                            if let Some((sender, _, _)) = parse(frame.payload)
+                                && sender == id as u64
+                            {
+                                echoed += 1;
+                            }
+                        }
+                        OP_CLOSE => return,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send_one(
+    client: &mut Client,
+    id: usize,
+    seq: u64,
+    plan: &Plan,
+    stats: &Shared,
+) -> std::io::Result<()> {
+    let now = plan.epoch.elapsed().as_nanos() as u64;
+    let json = format!(
+        "{{\"event\":\"send-message\",\"message\":\"bench|{id}|{seq}|{now}|{}\"}}",
+        plan.padding
+    );
+    client.send_text(json.as_bytes()).await?;
+    let mut s = stats.borrow_mut();
+    s.sent += 1;
+    s.first_send.get_or_insert_with(Instant::now);
+    Ok(())
+}
+
+/// `(sender, seq, sent_ns)` from a `send-message` frame of ours.
+fn parse(payload: &[u8]) -> Option<(u64, u64, u64)> {
+    let start = memchr::memmem::find(payload, MARKER)? + MARKER.len();
+    let mut fields = payload[start..].split(|b| *b == b'|');
+    let mut number = || -> Option<u64> {
+        let digits = fields.next()?;
+        let mut value = 0u64;
+        for d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(d - b'0');
+        }
+        Some(value)
+    };
+    Some((number()?, number()?, number()?))
+}
+
+/// After the run: what became of listeners that never read? Drains each
+/// socket for a moment and returns the close codes found.
+pub async fn inspect_stalled(clients: Vec<Client>) -> Vec<Option<u16>> {
+    let mut codes = Vec::new();
+    for mut client in clients {
+        let mut code = None;
+        let until = TokioInstant::now() + Duration::from_millis(500);
+        'drain: loop {
+            while let Some(frame) = client.next_frame() {
+                if frame.opcode == OP_CLOSE {
+                    code = wsclient::close_code(frame.payload);
+                    break 'drain;
+                }
+            }
+            match tokio::time::timeout_at(until, client.fill()).await {
+                Ok(Ok(true)) => {}
+                _ => break,
+            }
+        }
+        codes.push(code);
+    }
+    codes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_banter_and_tutorial_frames() {
+        let banter = br#"{"event":"send-message","username":"s0","message":"bench|3|42|1000|xx","id":9,"ts":"t"}"#;
+        assert_eq!(parse(banter), Some((3, 42, 1000)));
+        let other = br#"{"event":"update-users","usernames":["a"]}"#;
+        assert_eq!(parse(other), None);
+    }
+}
