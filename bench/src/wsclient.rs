@@ -2,7 +2,7 @@
 //! chat, send text frames and read the server's frames in bulk.
 //!
 //! Why not tungstenite: the generator must never be the bottleneck. Server
-//! frames are unmasked, so reading is "fill a 64 KiB buffer with one
+//! frames are unmasked, so reading is "fill a buffer with one
 //! syscall, then walk the frame headers in it" — no per-frame allocation,
 //! no UTF-8 validation, no copy of payloads we only scan.
 
@@ -13,8 +13,9 @@ use tokio::{
     net::TcpStream,
 };
 
-/// Bytes read per syscall at most.
-const READ_CHUNK: usize = 64 * 1024;
+/// Initial read buffer per connection; it grows for a frame that does not
+/// fit. Small, because a run holds 10,000 of them.
+const READ_BUFFER: usize = 16 * 1024;
 
 pub const OP_TEXT: u8 = 0x1;
 pub const OP_CLOSE: u8 = 0x8;
@@ -23,9 +24,10 @@ pub const OP_PING: u8 = 0x9;
 /// An upgraded connection with a read buffer.
 pub struct Client {
     pub stream: TcpStream,
+    /// Initialised once; `pos..end` holds bytes read but not yet consumed.
     buf: Vec<u8>,
-    /// Start of unconsumed bytes in `buf`.
     pos: usize,
+    end: usize,
 }
 
 /// One frame, borrowed from the client's buffer.
@@ -63,29 +65,36 @@ impl Client {
             let line = String::from_utf8_lossy(&buf[..buf.len().min(80)]).into_owned();
             return Err(io::Error::other(format!("upgrade refused: {line}")));
         }
+        let end = buf.len();
+        buf.resize(end.max(READ_BUFFER), 0);
         Ok(Client {
             stream,
             buf,
             pos: header_end,
+            end,
         })
     }
 
     /// Reads more bytes; `Ok(false)` at end of stream.
     pub async fn fill(&mut self) -> io::Result<bool> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+        if self.pos == self.end {
+            (self.pos, self.end) = (0, 0);
+        } else if self.end == self.buf.len() {
+            if self.pos > 0 {
+                self.buf.copy_within(self.pos..self.end, 0);
+                (self.pos, self.end) = (0, self.end - self.pos);
+            } else {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        let n = self.stream.read(&mut self.buf[len..]).await?;
-        self.buf.truncate(len + n);
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
         Ok(n > 0)
     }
 
     /// The next complete frame already in the buffer, if any.
     pub fn next_frame(&mut self) -> Option<Frame<'_>> {
-        let data = &self.buf[self.pos..];
+        let data = &self.buf[self.pos..self.end];
         if data.len() < 2 {
             return None;
         }
