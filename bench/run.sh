@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The standard benchmark matrix: Banter against the Deno and Node baselines,
 # each server pinned to CPU 0 and banter-bench to CPU 1, every run bounded in
-# time, all traffic on 127.0.0.1. Appends raw results to bench/out/ and
+# time, all traffic on 127.0.0.1. Writes the raw results to bench/results/ and
 # rewrites bench/RESULTS.md (table) and bench/results.png (plot).
 #
 #   bench/run.sh            the full matrix (~15 minutes)
@@ -13,8 +13,8 @@ QUICK=${1:-}
 PORT=3390
 OUT=bench/out
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS="$OUT/results-$STAMP.jsonl"
-mkdir -p "$OUT"
+RESULTS="bench/results/$STAMP.jsonl"
+mkdir -p "$OUT" bench/results
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 

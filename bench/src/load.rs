@@ -178,7 +178,10 @@ pub async fn send(
         // Window mode: top up to the window before waiting for echoes.
         if ticks.is_none() {
             while sent < total && sent - echoed < plan.window {
-                if send_one(&mut client, id, sent, &plan, &stats).await.is_err() {
+                if send_one(&mut client, id, sent, &plan, &stats)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 sent += 1;

@@ -32,7 +32,10 @@ use tokio::{sync::watch, task::LocalSet, time::Instant as TokioInstant};
 use load::{Plan, Stats};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Load generator for Deno-tutorial-protocol chat servers")]
+#[command(
+    version,
+    about = "Load generator for Deno-tutorial-protocol chat servers"
+)]
 struct Args {
     /// The server's WebSocket URL, without query.
     #[arg(long, default_value = "ws://127.0.0.1:3000/start_web_socket")]
@@ -113,7 +116,7 @@ struct Report {
     server_peak_rss_kib: Option<u64>,
     rss_per_client_kib: Option<f64>,
     server_cpu_pct: Option<f64>,
-    generator_cpu_pct: f64,
+    generator_cpu_pct: Option<f64>,
     message_phase_s: f64,
 }
 
@@ -144,7 +147,10 @@ fn main() -> std::process::ExitCode {
     };
     print_line(&report);
     if let Err(err) = append(&args.results, &report) {
-        eprintln!("banter-bench: cannot write {}: {err}", args.results.display());
+        eprintln!(
+            "banter-bench: cannot write {}: {err}",
+            args.results.display()
+        );
         return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
@@ -181,9 +187,15 @@ async fn run(args: &Args) -> Result<Report, String> {
                 .flatten()
         })
     };
-    let listeners: Vec<_> = (0..args.listeners).map(|i| connect(format!("l{i}"))).collect();
-    let senders: Vec<_> = (0..args.senders).map(|i| connect(format!("s{i}"))).collect();
-    let stalled: Vec<_> = (0..args.stalled).map(|i| connect(format!("z{i}"))).collect();
+    let listeners: Vec<_> = (0..args.listeners)
+        .map(|i| connect(format!("l{i}")))
+        .collect();
+    let senders: Vec<_> = (0..args.senders)
+        .map(|i| connect(format!("s{i}")))
+        .collect();
+    let stalled: Vec<_> = (0..args.stalled)
+        .map(|i| connect(format!("z{i}")))
+        .collect();
     let listeners = collect(listeners).await;
     let senders = collect(senders).await;
     let stalled = collect(stalled).await;
@@ -205,7 +217,9 @@ async fn run(args: &Args) -> Result<Report, String> {
         let mut tasks = Vec::new();
         for client in listeners.into_iter().flatten() {
             let (plan, stats) = (Rc::clone(&plan), Rc::clone(&stats));
-            tasks.push(tokio::task::spawn_local(load::listen(client, plan, stats, deadline)));
+            tasks.push(tokio::task::spawn_local(load::listen(
+                client, plan, stats, deadline,
+            )));
         }
         for (id, client) in senders.into_iter().enumerate() {
             let Some(client) = client else { continue };
@@ -221,11 +235,12 @@ async fn run(args: &Args) -> Result<Report, String> {
         stalled_codes = load::inspect_stalled(stalled.into_iter().flatten().collect()).await;
     }
     let phase = phase_start.elapsed();
+    let ran = everyone_joined && args.messages > 0;
     let server_cpu = match (server_cpu_start, args.server_pid.and_then(procfs::cpu_time)) {
-        (Some(start), Some(end)) => Some(pct(end.saturating_sub(start), phase)),
+        (Some(start), Some(end)) if ran => Some(pct(end.saturating_sub(start), phase)),
         _ => None,
     };
-    let own_cpu = pct(procfs::own_cpu_time().saturating_sub(own_cpu_start), phase);
+    let own_cpu = ran.then(|| pct(procfs::own_cpu_time().saturating_sub(own_cpu_start), phase));
 
     let s = stats.borrow();
     let expected = (args.listeners as u64) * plan.expected_per_listener();
@@ -311,7 +326,7 @@ fn print_line(r: &Report) {
     };
     println!(
         "{:<7} C={:<6} S={:<3} {:<16} connect={}s frames/s={} p50={}ms p99={}ms p99.9={}ms max={}ms \
-         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_cpu={:.0}%",
+         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_cpu={}%",
         r.label,
         r.listeners,
         r.senders,
@@ -327,7 +342,7 @@ fn print_line(r: &Report) {
         opt(r.server_peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
         opt(r.rss_per_client_kib, 1),
         opt(r.server_cpu_pct, 0),
-        r.generator_cpu_pct,
+        opt(r.generator_cpu_pct, 0),
     );
 }
 

@@ -51,7 +51,10 @@ impl Client {
             let mut chunk = [0u8; 1024];
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during handshake"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during handshake",
+                ));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {

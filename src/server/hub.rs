@@ -222,8 +222,8 @@ impl Hub {
         if changes.is_empty() {
             return;
         }
-        let list = (members.list_clients > 0)
-            .then(|| members.names.iter().cloned().collect::<Vec<_>>());
+        let list =
+            (members.list_clients > 0).then(|| members.names.iter().cloned().collect::<Vec<_>>());
         drop(members);
 
         for frame in super::presence::delta_frames(&changes) {
