@@ -1,7 +1,7 @@
 //! The page shell (server-rendered once per request) and the component tree.
 
 use leptos::prelude::*;
-use leptos_meta::{HashedStylesheet, Meta, MetaTags, Title, provide_meta_context};
+use leptos_meta::HashedStylesheet;
 use leptos_router::{
     components::{Route, Router, Routes},
     path,
@@ -12,7 +12,9 @@ use crate::{
     components::{ChatRoom, JoinForm},
 };
 
-/// The HTML document around the app. Only the server renders this.
+/// The HTML document around the app. Only the server renders this, so the
+/// head is plain markup: the page has one title, and keeping leptos_meta's
+/// reactive head out of the component tree keeps it out of the WASM.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -20,11 +22,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <title>"Banter"</title>
+                <meta name="description" content="Banter: real-time chat"/>
+                <meta name="theme-color" content="#4f46e5"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options=options.clone()/>
                 <HashedStylesheet options id="leptos"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <MetaTags/>
             </head>
             <body>
                 <App/>
@@ -35,11 +39,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     view! {
-        <Title text="Banter"/>
-        <Meta name="description" content="Banter: real-time chat"/>
-        <Meta name="theme-color" content="#4f46e5"/>
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=Home/>

@@ -140,7 +140,23 @@ pub async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
     let state = AppState::new(&config);
-    if !std::path::Path::new(&*state.leptos_options.site_root).is_dir() {
+    if std::path::Path::new(&*state.leptos_options.site_root).is_dir() {
+        let site_root = config.site_root.clone();
+        // A plain thread, not spawn_blocking: the runtime would wait for it
+        // at exit, and brotli at quality 11 must never delay a shutdown.
+        let spawned = std::thread::Builder::new()
+            .name("precompress".into())
+            .spawn(move || match site::precompress(&site_root) {
+                Ok(0) => {}
+                Ok(n) => info!(files = n, "precompressed the bundle"),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot precompress the bundle; compressing on the fly")
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "cannot start precompression; compressing on the fly");
+        }
+    } else {
         tracing::warn!(
             site_root = %config.site_root.display(),
             "site root not found: pages will render without their WASM, JS and CSS \

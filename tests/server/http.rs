@@ -42,3 +42,31 @@ async fn an_unknown_path_is_404() {
     let (status, _) = server.http_get("/no/such/page").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_with_cache_headers() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let js = "export function hydrate() { /* banter */ }\n".repeat(200);
+    std::fs::write(pkg.join("app.js"), &js).unwrap();
+    let server = Server::start_with(&["--site-root", site.path().to_str().unwrap()]).await;
+
+    // Precompression runs in the background at start; wait for its file.
+    let brotli_file = pkg.join("app.js.br");
+    for _ in 0..100 {
+        if brotli_file.exists() && pkg.join("app.js.gz").exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let expected = std::fs::read(&brotli_file).expect("app.js.br written at start");
+    assert!(expected.len() < js.len() / 10);
+
+    let (status, head, body) = server.http_get_bytes("/pkg/app.js", "br").await;
+    assert_eq!(status, 200, "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("cache-control:"), "{head}");
+    assert_eq!(body, expected, "the precompressed file is sent as is");
+}

@@ -45,6 +45,13 @@ impl Server {
             .arg(&config)
             .arg("--data-dir")
             .arg(data.path().join("data"))
+            // The repository's own build stays untouched unless a test
+            // brings a site of its own.
+            .args(if extra.contains(&"--site-root") {
+                vec![]
+            } else {
+                vec!["--site-root".into(), data.path().join("no-site")]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -108,6 +115,35 @@ impl Server {
             .and_then(|s| s.parse().ok())
             .expect("status line");
         (status, response)
+    }
+}
+
+impl Server {
+    /// A GET with `Accept-Encoding`; returns (status, head, body bytes).
+    /// The response must not be chunked (static files are not).
+    pub async fn http_get_bytes(&self, path: &str, encoding: &str) -> (u16, String, Vec<u8>) {
+        let mut stream = TcpStream::connect(&self.addr).await.expect("tcp connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
+            .await
+            .expect("response timed out")
+            .expect("read");
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        (status, head, response[split + 4..].to_vec())
     }
 }
 
