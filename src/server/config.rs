@@ -91,6 +91,18 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..=60_000)
     )]
     presence_interval_ms: u64,
+
+    /// A client whose socket accepts nothing for this long (it stopped
+    /// reading: a frozen tab, a dead network) is disconnected, so it holds
+    /// no memory and can reconnect (milliseconds).
+    #[arg(
+        long,
+        env = "BANTER_STALL_TIMEOUT_MS",
+        value_name = "MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=600_000)
+    )]
+    stall_timeout_ms: u64,
 }
 
 /// The settings file. Unknown keys are refused so a typo is an error at
@@ -103,6 +115,7 @@ struct FileSettings {
     site_root: Option<PathBuf>,
     log: Option<String>,
     presence_interval_ms: Option<u64>,
+    stall_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration a server runs with.
@@ -118,6 +131,8 @@ pub struct Config {
     pub log: String,
     /// Minimum spacing of presence broadcasts.
     pub presence_interval: Duration,
+    /// How long a write to one client may block before it is dropped.
+    pub stall_timeout: Duration,
 }
 
 /// Why the configuration could not be loaded. Each message names the file
@@ -181,6 +196,11 @@ impl Config {
             site_root: pick(defaulted("site_root"), file.site_root, cli.site_root),
             log: pick(defaulted("log"), file.log, cli.log),
             presence_interval: Duration::from_millis(presence_ms),
+            stall_timeout: Duration::from_millis(pick(
+                defaulted("stall_timeout_ms"),
+                file.stall_timeout_ms,
+                cli.stall_timeout_ms,
+            )),
         })
     }
 }

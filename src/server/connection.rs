@@ -25,6 +25,9 @@ const REPLY_QUEUE: usize = 16;
 const WRITE_BATCH: usize = 64;
 /// Longest close reason a close frame can carry (125 bytes minus the code).
 const MAX_CLOSE_REASON: usize = 123;
+/// How long a close frame to a client that reads slowly may take to go out
+/// before the connection is simply dropped.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long the writer gets to say goodbye once the reader has finished.
 const WRITER_GRACE: Duration = Duration::from_secs(1);
 
@@ -34,6 +37,7 @@ enum Disconnect {
     ClientClosed(Option<u16>),
     ConnectionLost(String),
     TooSlow { missed: u64 },
+    Stalled { after: Duration },
     ServerShutdown,
 }
 
@@ -44,6 +48,9 @@ impl fmt::Display for Disconnect {
             Disconnect::ClientClosed(None) => write!(f, "client closed"),
             Disconnect::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
+            Disconnect::Stalled { after } => {
+                write!(f, "stopped reading: nothing written for {after:?}")
+            }
             Disconnect::ServerShutdown => write!(f, "server shutting down"),
         }
     }
@@ -56,6 +63,7 @@ pub async fn run(
     style: PresenceStyle,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
+    stall_timeout: Duration,
 ) {
     let (mut sink, stream) = socket.split();
     let membership = match hub.join(&username, style) {
@@ -77,6 +85,7 @@ pub async fn run(
         reply_queue,
         stop_writer.clone(),
         shutdown,
+        stall_timeout,
     ));
     let reason = tokio::select! {
         reason = read_loop(stream, &name, &hub, replies) => {
@@ -140,12 +149,19 @@ where
 ///
 /// Owns the membership, so the user leaves the hub the moment this ends,
 /// whichever side ended it.
+///
+/// A client that stops reading is handled twice over, on purpose: if its
+/// socket accepts nothing for `stall_timeout` it is dropped (it holds only
+/// kernel buffers until then), and if it resumes after the ring has lapped
+/// it, it is closed with 1013. Either way it can reconnect; nobody else
+/// ever waits for it.
 async fn write_loop<S>(
     mut sink: S,
     mut membership: Membership,
     mut replies: mpsc::Receiver<Frame>,
     stop: CancellationToken,
     shutdown: CancellationToken,
+    stall_timeout: Duration,
 ) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -177,25 +193,50 @@ where
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
             },
         };
-        if let Err(err) = sink.feed(Message::Text(first)).await {
-            return Disconnect::ConnectionLost(err.to_string());
-        }
-        // Whatever else is already waiting goes out with the same flush.
-        for _ in 1..WRITE_BATCH {
-            let frame = match membership.events.try_recv() {
-                Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
-                Ok(_) => continue,
-                Err(TryRecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            };
-            if let Err(err) = sink.feed(Message::Text(frame)).await {
-                return Disconnect::ConnectionLost(err.to_string());
+        let batch = write_batch(&mut sink, first, &mut membership, style);
+        match tokio::time::timeout(stall_timeout, batch).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(missed))) => return too_slow(&mut sink, missed).await,
+            Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+            Err(_) => {
+                let reason = "Stopped reading; reconnect to continue";
+                let _ = tokio::time::timeout(
+                    GOODBYE_TIMEOUT,
+                    sink.send(close(close_code::TRY_AGAIN_LATER, reason)),
+                )
+                .await;
+                return Disconnect::Stalled {
+                    after: stall_timeout,
+                };
             }
         }
-        if let Err(err) = sink.flush().await {
-            return Disconnect::ConnectionLost(err.to_string());
-        }
     }
+}
+
+/// Writes `first` and whatever else is already waiting (up to
+/// [`WRITE_BATCH`] frames), then flushes once. `Ok(Some(missed))` if the
+/// ring lapped this client meanwhile.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Frame,
+    membership: &mut Membership,
+    style: PresenceStyle,
+) -> Result<Option<u64>, axum::Error>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        let frame = match membership.events.try_recv() {
+            Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
+            Ok(_) => continue,
+            Err(TryRecvError::Lagged(missed)) => return Ok(Some(missed)),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        };
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await?;
+    Ok(None)
 }
 
 /// The client missed events it can never get back from the ring: say so
@@ -205,7 +246,8 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let reason = "Too slow: fell behind the chat; reconnect to continue";
-    let _ = sink.send(close(close_code::TRY_AGAIN_LATER, reason)).await;
+    let goodbye = sink.send(close(close_code::TRY_AGAIN_LATER, reason));
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
     Disconnect::TooSlow { missed }
 }
 

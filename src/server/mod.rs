@@ -48,6 +48,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their goodbyes.
     pub connections: TaskTracker,
+    /// How long a write to one client may block before it is dropped.
+    pub stall_timeout: std::time::Duration,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -63,6 +65,7 @@ impl AppState {
             hub: Arc::new(Hub::new()),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            stall_timeout: config.stall_timeout,
         }
     }
 }

@@ -68,6 +68,7 @@ pub async fn start_web_socket(
         hub,
         shutdown,
         connections,
+        stall_timeout,
         ..
     } = state;
     upgrade
@@ -82,6 +83,7 @@ pub async fn start_web_socket(
                 style,
                 hub,
                 shutdown,
+                stall_timeout,
             ))
         })
 }

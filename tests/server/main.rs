@@ -1,6 +1,7 @@
 //! Integration tests: the real `banter` binary, driven over real sockets on
 //! 127.0.0.1. One test binary (one link step) with a module per concern.
 
+mod backpressure;
 mod http;
 mod shutdown;
 mod support;

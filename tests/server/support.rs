@@ -71,7 +71,13 @@ impl Server {
         .await
         .expect("banter did not start in time");
         // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("BANTER_TEST_LOG").is_some() {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
         Server {
             child,
             addr,
