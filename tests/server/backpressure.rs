@@ -20,8 +20,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() 
     let sender = server.connect("username=sender&presence=delta").await;
     // Joins and then never reads a byte.
     let staller = server.connect("username=staller&presence=delta").await;
-    let (_, response) = server.http_get("/healthz").await;
-    assert!(response.contains(r#""clients":3"#), "{response}");
+    server.wait_for_clients(3).await;
 
     // The sender reads its own copies on the side, as a browser would.
     let (mut outgoing, mut incoming) = sender.split();
@@ -85,8 +84,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() 
     let _outgoing = sending.await.expect("sending task");
 
     // The staller was dropped and has left.
-    let (_, response) = server.http_get("/healthz").await;
-    assert!(response.contains(r#""clients":2"#), "{response}");
+    server.wait_for_clients(2).await;
 
     // Its socket ends (after whatever the kernel had buffered for it).
     let mut staller = staller;

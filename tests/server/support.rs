@@ -125,6 +125,23 @@ impl Server {
 }
 
 impl Server {
+    /// Polls /healthz until it counts `n` connected clients. A WebSocket
+    /// handshake completes before the server has processed the join.
+    pub async fn wait_for_clients(&self, n: usize) {
+        let wanted = format!(r#""clients":{n}}}"#);
+        let waited = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let (_, response) = self.http_get("/healthz").await;
+                if response.contains(&wanted) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "the server never counted {n} clients");
+    }
+
     /// A GET with `Accept-Encoding`; returns (status, head, body bytes).
     /// The response must not be chunked (static files are not).
     pub async fn http_get_bytes(&self, path: &str, encoding: &str) -> (u16, String, Vec<u8>) {
