@@ -104,22 +104,8 @@ impl Server {
 
     /// A raw HTTP/1.1 GET; returns (status, headers and body as text).
     pub async fn http_get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).await.expect("tcp connect");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
-            .await
-            .expect("response timed out")
-            .expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
+        let (status, head, body) = self.http_get_bytes(path, "identity").await;
+        let response = format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body));
         (status, response)
     }
 }
@@ -143,7 +129,7 @@ impl Server {
     }
 
     /// A GET with `Accept-Encoding`; returns (status, head, body bytes).
-    /// The response must not be chunked (static files are not).
+    /// A chunked body comes back with its chunk-size lines in it.
     pub async fn http_get_bytes(&self, path: &str, encoding: &str) -> (u16, String, Vec<u8>) {
         let mut stream = TcpStream::connect(&self.addr).await.expect("tcp connect");
         let request = format!(
