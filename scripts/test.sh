@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test Banter has:
 #   1. cargo tests with the server features (unit + the real binary over sockets)
-#   2. cargo tests of the shared code with the browser features
+#   2. cargo tests of the shared code with the browser features, and of the
+#      load generator (bench/)
 #   3. the Playwright suite in Chromium against a release build
 # Ends with one summary line, "tests: N passed, N failed".
 set -euo pipefail
@@ -27,6 +28,8 @@ say "cargo test --features ssr"
 cargo test --features ssr 2>&1 | tee "$LOG_DIR/ssr.log"
 say "cargo test --lib --features hydrate"
 cargo test --lib --features hydrate 2>&1 | tee "$LOG_DIR/hydrate.log"
+say "cargo test -p banter-bench"
+cargo test -p banter-bench 2>&1 | tee "$LOG_DIR/bench.log"
 
 say "cargo leptos build --release"
 cargo leptos build --release
@@ -37,7 +40,7 @@ say "playwright test"
 # (awk alone: a grep that matches nothing would end the script under pipefail)
 cargo_count() { # sum "N <word>" over cargo's "test result:" lines
   awk -v word="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ "^" word) s += $(i - 1) }
-    END { print s + 0 }' "$LOG_DIR"/ssr.log "$LOG_DIR"/hydrate.log
+    END { print s + 0 }' "$LOG_DIR"/ssr.log "$LOG_DIR"/hydrate.log "$LOG_DIR"/bench.log
 }
 e2e_count() { # Playwright's closing "  N passed" / "  N failed" lines
   awk -v word="$1" '$1 ~ /^[0-9]+$/ && $2 == word { s += $1 } END { print s + 0 }' "$LOG_DIR/e2e.log"
