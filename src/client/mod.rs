@@ -6,6 +6,7 @@
 //! a browser API is called from effects and event handlers, which never run
 //! during server rendering.
 
+pub mod location;
 pub mod session;
 pub mod socket;
 pub mod state;

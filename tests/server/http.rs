@@ -39,8 +39,16 @@ async fn the_page_is_server_rendered_with_the_join_form() {
 #[tokio::test]
 async fn an_unknown_path_is_404() {
     let server = Server::start().await;
-    let (status, _) = server.http_get("/no/such/page").await;
+    let (status, response) = server.http_get("/no/such/page").await;
     assert_eq!(status, 404);
+    assert!(
+        response.contains("There is nothing at this address"),
+        "{response}"
+    );
+    assert!(
+        !response.contains("Your name"),
+        "the join form is for / only"
+    );
 }
 
 #[tokio::test]
