@@ -90,8 +90,12 @@ pub async fn run(
     let reason = tokio::select! {
         reason = read_loop(stream, &name, &hub, replies) => {
             stop_writer.cancel();
-            let _ = tokio::time::timeout(WRITER_GRACE, &mut writer).await;
-            writer.abort();
+            if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+                writer.abort();
+                // Abort is asynchronous: wait until the task (and with it
+                // the membership) is really gone before logging the count.
+                let _ = writer.await;
+            }
             reason
         }
         written = &mut writer => match written {
