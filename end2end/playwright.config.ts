@@ -5,9 +5,10 @@ import { join } from 'node:path';
 
 // The release build of Banter, started by Playwright itself on a port of its
 // own with a fresh data directory, and awaited on /healthz before any test.
-const port = Number(process.env.BANTER_E2E_PORT ?? 3137);
-const baseURL = `http://127.0.0.1:${port}`;
+import { BASE_URL as baseURL, PORT as port, SHOWCASE_ORIGIN, SHOWCASE_PORT as showcasePort } from './fixtures/servers';
+
 const dataDir = mkdtempSync(join(tmpdir(), 'banter-e2e-'));
+const showcaseDir = mkdtempSync(join(tmpdir(), 'banter-e2e-showcase-'));
 
 export default defineConfig({
   testDir: './tests',
@@ -44,14 +45,24 @@ export default defineConfig({
       },
     },
   ],
-  webServer: {
-    command: `target/release/banter --addr 127.0.0.1:${port} --data-dir ${dataDir} --log warn`,
-    cwd: '..',
-    url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
-  },
+  webServer: [
+    {
+      command: `target/release/banter --addr 127.0.0.1:${port} --data-dir ${dataDir} --log warn`,
+      cwd: '..',
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
+    },
+    {
+      command: `target/release/banter --addr 127.0.0.1:${showcasePort} --data-dir ${showcaseDir} --log warn`,
+      cwd: '..',
+      url: `${SHOWCASE_ORIGIN}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
+    },
+  ],
 });

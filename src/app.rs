@@ -1,7 +1,10 @@
 //! The page shell (server-rendered once per request) and the component tree.
 
 use crate::{
-    client::{location, session},
+    client::{
+        location::{self, Page},
+        session,
+    },
     components::{ChatRoom, JoinForm},
 };
 use leptos::prelude::*;
@@ -32,30 +35,38 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// One page, and a 404 for every other path (the server's fallback sets
-/// the status). No router: leptos_router was 43 KB of a 181 KB brotli
-/// bundle for a single route.
+/// A room's page (`/` or `/r/ROOM`), and a 404 for every other path. No
+/// router: leptos_router was 43 KB of a 181 KB brotli bundle for what is
+/// one pattern, matched in [`location::page_for`].
 #[component]
 pub fn App() -> impl IntoView {
-    if location::current_path() == "/" {
-        view! { <Home/> }.into_any()
-    } else {
-        view! { <NotFound/> }.into_any()
+    match location::page_for(&location::current_path()) {
+        Page::Room(room) => view! { <Home room/> }.into_any(),
+        Page::NotFound => view! { <NotFound/> }.into_any(),
     }
 }
 
-/// The join screen until this tab has a name, the chat after.
+/// The join screen until this tab has a name, then the chat in `room`;
+/// switching rooms changes the address without reloading the page.
 #[component]
-fn Home() -> impl IntoView {
+fn Home(room: String) -> impl IntoView {
     // `None` on the server and at hydration, so both render the join form;
     // the effect below then rejoins with the name this tab used before.
     let username = RwSignal::new(None::<String>);
     let join_error = RwSignal::new(None::<String>);
+    let room = RwSignal::new(room);
     Effect::new(move |_| {
         if let Some(name) = session::load() {
             username.set(Some(name));
         }
     });
+    // Back and forward move between rooms too.
+    let popstate = window_event_listener(leptos::ev::popstate, move |_| {
+        if let Page::Room(to) = location::page_for(&location::current_path()) {
+            room.set(to);
+        }
+    });
+    on_cleanup(move || popstate.remove());
 
     let join = move |name: String| {
         session::save(&name);
@@ -67,15 +78,25 @@ fn Home() -> impl IntoView {
         join_error.set(refusal);
         username.set(None);
     };
+    let switch = move |to: String| {
+        if to != room.get_untracked() {
+            location::push_room(&to);
+            room.set(to);
+        }
+    };
 
     move || match username.get() {
-        Some(name) => view! { <ChatRoom name on_leave=leave/> }.into_any(),
+        Some(name) => {
+            let room = room.get();
+            view! { <ChatRoom name room on_leave=leave on_switch=switch/> }.into_any()
+        }
         None => view! { <JoinForm on_join=join error=join_error/> }.into_any(),
     }
 }
 
 #[component]
 fn NotFound() -> impl IntoView {
+    location::mark_not_found();
     view! {
         <main class="join">
             <div class="card">

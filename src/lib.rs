@@ -28,10 +28,16 @@ pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod server;
 
+#[cfg(test)]
+mod test_support;
+
 /// Entry point of the WASM half: attach to the server-rendered page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console while developing; the release bundle
+    // leaves the hook (and the formatting it pulls in) out to stay small.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
 }

@@ -11,7 +11,10 @@ use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use leptos::{prelude::*, task::spawn_local};
 
 use super::state::{ChatState, Status};
-use crate::protocol::{ClientEvent, PRESENCE_DELTA, PRESENCE_PARAM, ServerEvent, WS_PATH};
+use crate::protocol::{
+    ClientEvent, PRESENCE_DELTA, PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM, ServerEvent,
+    USERNAME_PARAM, WS_PATH,
+};
 
 /// Close code for a normal, user-initiated close.
 const NORMAL_CLOSURE: u16 = 1000;
@@ -27,9 +30,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects as `username`, feeding everything received into `state`.
-    pub fn open(username: &str, state: ChatState) -> Result<Self, String> {
-        let url = socket_url(username)?;
+    /// Connects as `username` to `room`, feeding everything received into
+    /// `state`. With `since`, the server sends the messages after that id
+    /// instead of the latest page.
+    pub fn open(
+        username: &str,
+        room: &str,
+        since: Option<u64>,
+        state: ChatState,
+    ) -> Result<Self, String> {
+        let url = socket_url(username, room, since)?;
         let raw = web_sys::WebSocket::new(&url).map_err(|_| format!("cannot open {url}"))?;
         let socket = WebSocket::try_from(raw.clone()).map_err(|err| err.to_string())?;
         let (mut sink, mut stream) = socket.split();
@@ -53,16 +63,18 @@ impl Connection {
             };
             while let Some(frame) = stream.next().await {
                 match frame {
-                    Ok(Message::Text(text)) => match serde_json::from_str::<ServerEvent>(&text) {
+                    Ok(Message::Text(text)) => match ServerEvent::from_json(&text) {
                         Ok(event) => {
                             if state.status.try_get_untracked() != Some(Status::Connected) {
                                 state.status.try_set(Status::Connected);
                             }
-                            state.apply(event);
+                            state.apply(event, js_sys::Date::now());
                         }
                         // A newer server may send events this page does not
-                        // know yet; skipping them keeps the chat working.
-                        Err(err) => leptos::logging::warn!("ignored a server frame: {err}"),
+                        // know yet; skipping them keeps the chat working. The
+                        // error is not formatted: serde's messages would bring
+                        // float printing into the WASM (~6 KB of brotli).
+                        Err(_) => leptos::logging::warn!("ignored a server frame: {text}"),
                     },
                     Ok(Message::Bytes(_)) => {}
                     Err(WebSocketError::ConnectionClose(event)) => {
@@ -102,8 +114,9 @@ impl Connection {
     }
 }
 
-/// `ws(s)://<this host>/start_web_socket?username=…&presence=delta`.
-fn socket_url(username: &str) -> Result<String, String> {
+/// `ws(s)://<this host>/start_web_socket?username=…&room=…&presence=delta`
+/// (and `&since=…` when resuming).
+fn socket_url(username: &str, room: &str, since: Option<u64>) -> Result<String, String> {
     let location = window().location();
     let scheme = match location.protocol() {
         Ok(protocol) if protocol == "https:" => "wss",
@@ -111,7 +124,10 @@ fn socket_url(username: &str) -> Result<String, String> {
     };
     let host = location.host().map_err(|_| "no host".to_string())?;
     let name = String::from(js_sys::encode_uri_component(username));
+    let room = String::from(js_sys::encode_uri_component(room));
+    let since = since.map_or(String::new(), |id| format!("&{SINCE_PARAM}={id}"));
     Ok(format!(
-        "{scheme}://{host}{WS_PATH}?username={name}&{PRESENCE_PARAM}={PRESENCE_DELTA}"
+        "{scheme}://{host}{WS_PATH}?{USERNAME_PARAM}={name}&{ROOM_PARAM}={room}\
+         &{PRESENCE_PARAM}={PRESENCE_DELTA}{since}"
     ))
 }

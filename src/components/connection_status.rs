@@ -12,21 +12,25 @@ pub fn ConnectionStatus(
     let label = move || match status.get() {
         Status::Connecting => "Connecting…".to_string(),
         Status::Connected => "Connected".to_string(),
+        Status::Waiting { reason, .. } if !reason.is_empty() => {
+            format!("Offline ({reason}): reconnecting…")
+        }
+        Status::Waiting { .. } => "Offline: reconnecting…".to_string(),
         Status::Closed { reason, .. } if !reason.is_empty() => format!("Disconnected: {reason}"),
         Status::Closed { .. } => "Disconnected".to_string(),
     };
     let state = move || match status.get() {
         Status::Connecting => "connecting",
         Status::Connected => "connected",
-        Status::Closed { .. } => "disconnected",
+        Status::Waiting { .. } | Status::Closed { .. } => "disconnected",
     };
     view! {
         <div class="status" data-state=state role="status" data-testid="status">
             <span class="dot" aria-hidden="true"></span>
             <span class="label">{label}</span>
-            <Show when=move || matches!(status.get(), Status::Closed { .. })>
-                <button class="link" on:click=move |_| on_reconnect.run(())>"Reconnect"</button>
-            </Show>
+            {move || matches!(status.get(), Status::Waiting { .. } | Status::Closed { .. }).then(|| view! {
+                <button class="link" on:click=move |_| on_reconnect.run(())>"Reconnect now"</button>
+            })}
         </div>
     }
 }

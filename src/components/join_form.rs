@@ -28,7 +28,8 @@ pub fn JoinForm(
     };
     view! {
         <main class="join">
-            <form class="card" method="get" action="/" on:submit=submit>
+            // No action: the no-JS GET stays on this room's address.
+            <form class="card" method="get" on:submit=submit>
                 <h1 class="brand">"Banter"</h1>
                 <p class="tagline">"Real-time chat. Pick a name and jump in."</p>
                 <label for="join-name">"Your name"</label>

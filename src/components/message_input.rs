@@ -1,4 +1,5 @@
-//! The input form: Enter sends, the field clears and keeps focus.
+//! The input form: Enter sends, the field clears and keeps focus. It stays
+//! usable while offline: what is typed then waits in the outbox.
 
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
@@ -6,23 +7,22 @@ use crate::protocol::MAX_MESSAGE_CHARS;
 
 #[component]
 pub fn MessageInput(
-    /// Sends a message; returns whether it was handed to the connection.
+    /// Sends (or queues) a message; returns whether it was taken.
     #[prop(into)]
     on_send: Callback<String, bool>,
-    #[prop(into)] enabled: Signal<bool>,
+    /// The user typed something (throttled by the caller).
+    #[prop(into)]
+    on_typing: Callback<()>,
+    /// Connected right now (only changes the hint).
+    #[prop(into)]
+    online: Signal<bool>,
 ) -> impl IntoView {
     let input: NodeRef<html::Input> = NodeRef::new();
-    // `autofocus` only acts on page load; the chat appears later, and again
-    // after each reconnect, so focus the field whenever it comes alive.
-    // Deferred a frame: the `disabled` attribute is lifted by a render
-    // effect, and a disabled field cannot take focus.
+    // `autofocus` only acts on page load; the chat appears later, so focus
+    // the field once it is in the document.
     Effect::new(move |_| {
-        if enabled.get() {
-            request_animation_frame(move || {
-                if let Some(field) = input.get_untracked() {
-                    let _ = field.focus();
-                }
-            });
+        if let Some(field) = input.get() {
+            let _ = field.focus();
         }
     });
     let submit = move |ev: SubmitEvent| {
@@ -43,13 +43,15 @@ pub fn MessageInput(
                 node_ref=input
                 type="text"
                 aria-label="Message"
-                placeholder=move || if enabled.get() { "Write a message…" } else { "Waiting for the connection…" }
+                placeholder=move || {
+                    if online.get() { "Write a message…" } else { "Offline: messages will be sent on reconnecting" }
+                }
                 maxlength=MAX_MESSAGE_CHARS
                 autocomplete="off"
                 enterkeyhint="send"
-                disabled=move || !enabled.get()
+                on:input=move |_| on_typing.run(())
             />
-            <button type="submit" disabled=move || !enabled.get()>"Send"</button>
+            <button type="submit">"Send"</button>
         </form>
     }
 }

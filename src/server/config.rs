@@ -103,6 +103,26 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..=600_000)
     )]
     stall_timeout_ms: u64,
+
+    /// Where messages are kept: `sqlite` (a file in the data directory;
+    /// history survives restarts) or `off` (nothing kept beyond the last
+    /// page per room in memory; for measuring what storage costs).
+    #[arg(
+        long,
+        env = "BANTER_STORAGE",
+        value_name = "KIND",
+        value_enum,
+        default_value_t = StorageKind::Sqlite
+    )]
+    storage: StorageKind,
+}
+
+/// Where messages are kept. See the `--storage` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageKind {
+    Sqlite,
+    Off,
 }
 
 /// The settings file. Unknown keys are refused so a typo is an error at
@@ -116,6 +136,7 @@ struct FileSettings {
     log: Option<String>,
     presence_interval_ms: Option<u64>,
     stall_timeout_ms: Option<u64>,
+    storage: Option<StorageKind>,
 }
 
 /// The resolved configuration a server runs with.
@@ -133,6 +154,8 @@ pub struct Config {
     pub presence_interval: Duration,
     /// How long a write to one client may block before it is dropped.
     pub stall_timeout: Duration,
+    /// Where messages are kept.
+    pub storage: StorageKind,
 }
 
 /// Why the configuration could not be loaded. Each message names the file
@@ -201,6 +224,7 @@ impl Config {
                 file.stall_timeout_ms,
                 cli.stall_timeout_ms,
             )),
+            storage: pick(defaulted("storage"), file.storage, cli.storage),
         })
     }
 }
@@ -259,6 +283,10 @@ mod tests {
         let from_flag = load(&["--config", path, "--addr", "127.0.0.1:5000"]);
         assert_eq!(from_flag.addr.port(), 5000);
         assert_eq!(from_flag.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(from_flag.storage, StorageKind::Sqlite);
+        let f = file("storage = \"off\"\n");
+        let off = load(&["--config", f.path().to_str().unwrap()]);
+        assert_eq!(off.storage, StorageKind::Off);
     }
 
     #[test]

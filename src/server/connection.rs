@@ -6,7 +6,11 @@
 //! channel for replies meant for this client alone (error events), so a slow
 //! peer stalls nothing but its own writer.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -14,7 +18,10 @@ use tokio::sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, m
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::hub::{Frame, Hub, Membership, Outbound, PresenceStyle, encode};
+use super::{
+    hub::{Frame, Hub, JoinRequest, Membership, encode},
+    room::{Outbound, Room},
+};
 use crate::protocol::{ClientEvent, ServerEvent, close_code};
 
 /// Error replies queued for one client. Small on purpose: a client that
@@ -30,6 +37,9 @@ const MAX_CLOSE_REASON: usize = 123;
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long the writer gets to say goodbye once the reader has finished.
 const WRITER_GRACE: Duration = Duration::from_secs(1);
+/// A client's `typing` events are passed on at most this often; Banter's
+/// client sends one every 2 s while typing, so this only stops floods.
+const TYPING_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a connection ended; logged once per connection.
 #[derive(Debug)]
@@ -59,14 +69,15 @@ impl fmt::Display for Disconnect {
 /// Runs a freshly upgraded socket until either side ends it.
 pub async fn run(
     socket: WebSocket,
-    username: String,
-    style: PresenceStyle,
+    request: JoinRequest,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     stall_timeout: Duration,
 ) {
     let (mut sink, stream) = socket.split();
-    let membership = match hub.join(&username, style) {
+    let style = request.style;
+    let username = request.username.clone();
+    let membership = match hub.join(request).await {
         Ok(membership) => membership,
         Err(err) => {
             info!(user = %username, reason = %err, "join refused");
@@ -75,7 +86,8 @@ pub async fn run(
         }
     };
     let name = Arc::clone(membership.name());
-    info!(user = %name, presence = ?style, online = hub.len(), "connected");
+    let room = Arc::clone(membership.room());
+    info!(user = %name, room = %room.name(), presence = ?style, online = hub.len(), "connected");
 
     let (replies, reply_queue) = mpsc::channel(REPLY_QUEUE);
     let stop_writer = shutdown.child_token();
@@ -88,7 +100,7 @@ pub async fn run(
         stall_timeout,
     ));
     let reason = tokio::select! {
-        reason = read_loop(stream, &name, &hub, replies) => {
+        reason = read_loop(stream, &name, &room, &hub, replies) => {
             stop_writer.cancel();
             if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
                 writer.abort();
@@ -105,31 +117,53 @@ pub async fn run(
     };
     // The writer owned the membership; it is dropped (the user has left)
     // by the time the writer task has finished or been aborted.
-    info!(user = %name, %reason, online = hub.len(), "disconnected");
+    info!(user = %name, room = %room.name(), %reason, online = hub.len(), "disconnected");
 }
 
 /// Reads client events until the client closes or the connection fails.
 async fn read_loop<S>(
     mut stream: S,
-    name: &str,
+    name: &Arc<str>,
+    room: &Arc<Room>,
     hub: &Hub,
     replies: mpsc::Sender<Frame>,
 ) -> Disconnect
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
+    let mut last_typing: Option<Instant> = None;
     while let Some(message) = stream.next().await {
         let reply = match message {
             Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
-                Ok(ClientEvent::SendMessage { message }) => match hub.publish(name, message) {
-                    Ok(_) => None,
-                    Err(err) => Some(err.to_string()),
-                },
-                Err(err) => Some(format!("Could not use that event: {err}")),
+                Ok(ClientEvent::SendMessage { message, client_id }) => {
+                    match hub.publish(room, name, message, client_id, &replies).await {
+                        Ok(()) => None,
+                        Err(err) => Some(encode_error(err.to_string())),
+                    }
+                }
+                Ok(ClientEvent::LoadHistory { before }) => {
+                    match hub.load_history(room, before).await {
+                        Ok(page) => Some(page),
+                        Err(err) => {
+                            tracing::error!(%err, room = %room.name(), "cannot load history");
+                            Some(encode_error(
+                                "Older messages could not be loaded; try again".to_string(),
+                            ))
+                        }
+                    }
+                }
+                Ok(ClientEvent::Typing) => {
+                    if last_typing.is_none_or(|at| at.elapsed() >= TYPING_EVERY) {
+                        last_typing = Some(Instant::now());
+                        room.typing(name);
+                    }
+                    None
+                }
+                Err(err) => Some(encode_error(format!("Could not use that event: {err}"))),
             },
-            Ok(Message::Binary(_)) => {
-                Some("Binary frames are not supported; send JSON text frames".to_string())
-            }
+            Ok(Message::Binary(_)) => Some(encode_error(
+                "Binary frames are not supported; send JSON text frames".to_string(),
+            )),
             Ok(Message::Close(frame)) => {
                 return Disconnect::ClientClosed(frame.map(|f| f.code));
             }
@@ -137,9 +171,7 @@ where
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
             Err(err) => return Disconnect::ConnectionLost(err.to_string()),
         };
-        if let Some(message) = reply {
-            debug!(user = %name, %message, "refused a client event");
-            let frame = encode(&ServerEvent::Error { message });
+        if let Some(frame) = reply {
             // Waiting here only holds up this client's own reader.
             if replies.send(frame).await.is_err() {
                 break;
@@ -147,6 +179,12 @@ where
         }
     }
     Disconnect::ConnectionLost("stream ended".to_string())
+}
+
+/// An `error` event for this client alone.
+fn encode_error(message: String) -> Frame {
+    debug!(%message, "refused a client event");
+    encode(&ServerEvent::Error { message })
 }
 
 /// Writes the join snapshot, then hub events and replies, until stopped.
@@ -191,7 +229,11 @@ where
             }
             Some(reply) = replies.recv() => reply,
             event = membership.events.recv() => match event {
-                Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
+                Ok(Outbound { audience, id, frame })
+                    if audience.includes(style) && (id == 0 || id > membership.seen_through) =>
+                {
+                    frame
+                }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
@@ -224,7 +266,7 @@ async fn write_batch<S>(
     sink: &mut S,
     first: Frame,
     membership: &mut Membership,
-    style: PresenceStyle,
+    style: super::room::PresenceStyle,
 ) -> Result<Option<u64>, axum::Error>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -232,7 +274,11 @@ where
     sink.feed(Message::Text(first)).await?;
     for _ in 1..WRITE_BATCH {
         let frame = match membership.events.try_recv() {
-            Ok(Outbound { audience, frame }) if audience.includes(style) => frame,
+            Ok(Outbound {
+                audience,
+                id,
+                frame,
+            }) if audience.includes(style) && (id == 0 || id > membership.seen_through) => frame,
             Ok(_) => continue,
             Err(TryRecvError::Lagged(missed)) => return Ok(Some(missed)),
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,

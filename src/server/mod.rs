@@ -6,8 +6,11 @@
 //! - [`site`]: Leptos options baked in from the build; the static bundle.
 //! - [`ws`]: the HTTP side of `/start_web_socket` (upgrade or 426).
 //! - [`connection`]: one socket's reader and writer tasks.
-//! - [`hub`]: membership and the broadcast ring every connection reads.
+//! - [`hub`]: the interface connections use: join, publish, history.
+//! - [`room`]: one room's members, latest messages and broadcast ring.
+//! - [`storage`]: the group-commit pipeline and the SQLite file.
 //! - [`presence`]: coalescing joins and leaves into periodic batches.
+//! - [`room_list`]: `GET /api/rooms`.
 //! - [`health`]: `GET /healthz`.
 //! - [`shutdown`]: the signal, and draining connections with 1001.
 
@@ -16,13 +19,16 @@ pub mod connection;
 pub mod health;
 pub mod hub;
 pub mod presence;
+pub mod room;
+pub mod room_list;
 pub mod shutdown;
 pub mod site;
+pub mod storage;
 pub mod ws;
 
 use std::{process::ExitCode, sync::Arc};
 
-use axum::{Router, extract::FromRef, routing::get};
+use axum::{Router, extract::FromRef, routing::get, serve::ListenerExt};
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -59,14 +65,16 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Self {
-        AppState {
+    /// Opens storage (creating the database on first start); fails with a
+    /// clear error if it cannot.
+    pub fn new(config: &Config) -> Result<Self, storage::StoreError> {
+        Ok(AppState {
             leptos_options: site::leptos_options(&config.site_root, config.addr),
-            hub: Arc::new(Hub::new()),
+            hub: Arc::new(Hub::open(config.storage, &config.data_dir)?),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             stall_timeout: config.stall_timeout,
-        }
+        })
     }
 }
 
@@ -74,11 +82,16 @@ impl AppState {
 /// same router.
 pub fn router(state: AppState) -> Router {
     let site_root = std::path::PathBuf::from(&*state.leptos_options.site_root);
+    let page = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
     let pages = Router::new()
-        .leptos_routes(&state, generate_route_list(App), {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes(&state, generate_route_list(App), page.clone())
+        // Rooms are one pattern the app matches itself (it has no router
+        // for leptos_axum to list); an invalid name renders the 404 page
+        // with a 404 status.
+        .route("/r/{room}", get(leptos_axum::render_app_to_stream(page)))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new());
     // The socket route is registered plainly, before the Leptos routes and
@@ -86,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(WS_PATH, get(ws::start_web_socket))
         .route("/healthz", get(health::healthz))
+        .route(room_list::PATH, get(room_list::rooms))
         .merge(site::pkg_router(&site_root))
         .merge(pages)
         .with_state(state)
@@ -101,7 +115,16 @@ pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> s
     ));
     let shutdown = state.shutdown.clone();
     let connections = state.connections.clone();
+    let hub = Arc::clone(&state.hub);
     let app = router(state);
+    // Chat frames are small and latency is the point: Nagle's algorithm
+    // would hold a frame back until the previous one is acknowledged, and
+    // with the peer's delayed ACKs that is up to 40 ms per frame.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
@@ -117,6 +140,8 @@ pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> s
         }
     }
     presence.abort();
+    // Whatever was accepted before the sockets closed is written down.
+    hub.close().await;
     Ok(())
 }
 
@@ -142,7 +167,14 @@ pub async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
-    let state = AppState::new(&config);
+    let state = match AppState::new(&config) {
+        Ok(state) => state,
+        Err(err) => {
+            error!(%err, "cannot start");
+            eprintln!("banter: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if std::path::Path::new(&*state.leptos_options.site_root).is_dir() {
         let site_root = config.site_root.clone();
         // A plain thread, not spawn_blocking: the runtime would wait for it

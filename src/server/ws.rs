@@ -1,4 +1,5 @@
-//! The WebSocket endpoint: `GET /start_web_socket?username=NAME`.
+//! The WebSocket endpoint:
+//! `GET /start_web_socket?username=NAME[&room=ROOM][&since=ID][&presence=delta]`.
 //!
 //! Only the HTTP side lives here; once upgraded, the socket belongs to
 //! [`super::connection`]. Name checks happen *after* the upgrade, answered
@@ -15,7 +16,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{AppState, connection, hub::PresenceStyle};
+use super::{AppState, connection, hub::JoinRequest, room::PresenceStyle};
 use crate::protocol::PRESENCE_DELTA;
 
 /// tungstenite's read buffer. Its default (128 KiB) is zero-filled on the
@@ -42,6 +43,12 @@ pub struct JoinParams {
     username: String,
     #[serde(default)]
     presence: Option<String>,
+    #[serde(default)]
+    room: Option<String>,
+    /// Kept as text so a malformed value gets a close reason, not a 400
+    /// the browser never shows.
+    #[serde(default)]
+    since: Option<String>,
 }
 
 /// Upgrades to a WebSocket, or answers 426 to a plain request.
@@ -79,10 +86,15 @@ pub async fn start_web_socket(
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
+            let request = JoinRequest {
+                username: params.username,
+                room: params.room,
+                style,
+                since: params.since,
+            };
             connections.track_future(connection::run(
                 socket,
-                params.username,
-                style,
+                request,
                 hub,
                 shutdown,
                 stall_timeout,

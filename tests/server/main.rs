@@ -2,6 +2,7 @@
 //! 127.0.0.1. One test binary (one link step) with a module per concern.
 
 mod backpressure;
+mod history;
 mod http;
 mod shutdown;
 mod support;

@@ -27,7 +27,7 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Server {
     pub child: Child,
     pub addr: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -37,39 +37,67 @@ impl Server {
 
     pub async fn start_with(extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
-        let config = data.path().join("banter.toml");
+        let mut server = Self::start_in(data.path(), extra).await;
+        server._data = Some(data);
+        server
+    }
+
+    /// A server whose data lives under `root` (which the caller keeps), so
+    /// a test can stop it and start another on the same data.
+    pub async fn start_in(root: &std::path::Path, extra: &[&str]) -> Server {
+        match Self::try_start_in(root, extra).await {
+            Ok(server) => server,
+            Err(output) => panic!("banter exited before printing its address:\n{output}"),
+        }
+    }
+
+    /// Like [`Server::start_in`]; a server that exits at start gives back
+    /// what it printed to stderr.
+    pub async fn try_start_in(root: &std::path::Path, extra: &[&str]) -> Result<Server, String> {
+        let config = root.join("banter.toml");
         std::fs::write(&config, "").expect("config file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
             .args(["--addr", "127.0.0.1:0", "--log", "info"])
             .arg("--config")
             .arg(&config)
             .arg("--data-dir")
-            .arg(data.path().join("data"))
+            .arg(root.join("data"))
             // The repository's own build stays untouched unless a test
             // brings a site of its own.
             .args(if extra.contains(&"--site-root") {
                 vec![]
             } else {
-                vec!["--site-root".into(), data.path().join("no-site")]
+                vec!["--site-root".into(), root.join("no-site")]
             })
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("start banter");
         let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(PATIENCE, async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
                 if let Some(rest) = line.split("http://").nth(1) {
-                    return rest.split('/').next().expect("address").to_string();
+                    return Some(rest.split('/').next().expect("address").to_string());
                 }
             }
-            panic!("banter exited before printing its address");
+            None
         })
         .await
         .expect("banter did not start in time");
+        let Some(addr) = addr else {
+            let mut output = String::new();
+            let _ = stderr.read_to_string(&mut output).await;
+            return Err(output);
+        };
+        // Keep draining stderr too (logs at info go there).
+        tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = stderr.read_to_end(&mut sink).await;
+        });
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -78,11 +106,27 @@ impl Server {
                 }
             }
         });
-        Server {
+        Ok(Server {
             child,
             addr,
-            _data: data,
+            _data: None,
+        })
+    }
+
+    /// Kills the process (SIGKILL, nothing flushed) and waits for it.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it to exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
+        let _ = tokio::time::timeout(PATIENCE, self.child.wait()).await;
     }
 
     pub fn ws_url(&self, query: &str) -> String {

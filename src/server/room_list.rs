@@ -1,0 +1,54 @@
+//! `GET /api/rooms`: the rooms worth showing in a room list — those with
+//! people in them now, then those with recent messages.
+
+use std::collections::HashMap;
+
+use axum::{Json, extract::State};
+
+use super::{AppState, storage::format_ts};
+use crate::protocol::RoomSummary;
+
+pub use crate::protocol::ROOMS_API_PATH as PATH;
+
+/// Stored rooms considered, newest activity first.
+const RECENT_ROOMS: usize = 50;
+
+pub async fn rooms(State(state): State<AppState>) -> Json<Vec<RoomSummary>> {
+    let mut rooms: HashMap<String, RoomSummary> = HashMap::new();
+    match state.hub.store().rooms(RECENT_ROOMS).await {
+        Ok(stored) => {
+            for (name, last_id, ts) in stored {
+                rooms.insert(
+                    name.clone(),
+                    RoomSummary {
+                        name,
+                        online: 0,
+                        last_id: Some(last_id),
+                        last_ts: Some(format_ts(ts)),
+                    },
+                );
+            }
+        }
+        // The live rooms are still worth answering with.
+        Err(err) => tracing::error!(%err, "cannot list stored rooms"),
+    }
+    for (name, online) in state.hub.rooms().online() {
+        rooms
+            .entry(name.to_string())
+            .or_insert_with(|| RoomSummary {
+                name: name.to_string(),
+                online: 0,
+                last_id: None,
+                last_ts: None,
+            })
+            .online = online;
+    }
+    let mut rooms: Vec<RoomSummary> = rooms.into_values().collect();
+    rooms.sort_by(|a, b| {
+        (b.online > 0)
+            .cmp(&(a.online > 0))
+            .then(b.last_id.cmp(&a.last_id))
+            .then(a.name.cmp(&b.name))
+    });
+    Json(rooms)
+}

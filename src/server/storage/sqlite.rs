@@ -1,0 +1,223 @@
+//! The embedded message store: one SQLite file in the data directory.
+//!
+//! Two connections, because SQLite in WAL mode lets readers run beside one
+//! writer but never two writers: the [`Writer`] belongs to the storage
+//! thread and does nothing but group commits; the [`Reader`] answers history
+//! queries from tasks, behind a mutex, on the blocking pool.
+//!
+//! `synchronous = FULL`: a commit returns only once the WAL is on the disk,
+//! so "stored" means stored even across a power cut, not just a crash of
+//! this process. Group commit is what makes that affordable: one fsync per
+//! batch, however many messages the batch holds.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use super::{Append, StoreError, Stored};
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "banter.sqlite3";
+
+/// The schema, one migration per change, applied in order at start. The
+/// version lives in SQLite's `user_version`, so there is no table to keep.
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE messages (
+        -- AUTOINCREMENT: an id is never reused, even after the newest rows
+        -- are deleted, so ids keep increasing across restarts and `since`
+        -- can never point at a different message.
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room TEXT NOT NULL,
+        username TEXT NOT NULL,
+        body TEXT NOT NULL,
+        client_id TEXT,
+        -- Milliseconds since the Unix epoch, UTC.
+        ts INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX messages_by_room ON messages (room, id);
+    -- A message resent after a reconnect carries the same client id and
+    -- is dropped here, atomically with the insert that would duplicate it.
+    CREATE UNIQUE INDEX messages_once ON messages (room, username, client_id)
+        WHERE client_id IS NOT NULL;
+    -- Each room's latest message, kept with every insert, so listing rooms
+    -- never scans the messages.
+    CREATE TABLE rooms (
+        room TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;",
+)];
+
+/// Opens (creating if needed) and migrates the database, returning the
+/// storage thread's writer and the query side.
+pub fn open(data_dir: &Path) -> Result<(Writer, Reader), StoreError> {
+    let path = data_dir.join(FILE_NAME);
+    let at = |source: rusqlite::Error| StoreError::Open {
+        path: path.clone(),
+        source: Box::new(source),
+    };
+    let mut conn = Connection::open(&path).map_err(at)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(at)?;
+    Migrations::from_slice(MIGRATIONS)
+        .to_latest(&mut conn)
+        .map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+    let reader = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(at)?;
+    reader
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(at)?;
+    Ok((
+        Writer { conn },
+        Reader {
+            conn: Mutex::new(reader),
+            path,
+        },
+    ))
+}
+
+/// The storage thread's connection.
+pub struct Writer {
+    conn: Connection,
+}
+
+impl Writer {
+    /// Inserts a batch in one transaction. Per message: its new id, or
+    /// `None` for a duplicate client id (already stored, not stored again).
+    pub fn append(&mut self, batch: &[Append], ts: i64) -> rusqlite::Result<Vec<Option<u64>>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (room, username, body, client_id, ts)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING
+                 RETURNING id",
+            )?;
+            for item in batch {
+                let id: Option<i64> = insert
+                    .query_row(
+                        params![
+                            &*item.room,
+                            &*item.username,
+                            item.message,
+                            item.client_id,
+                            ts
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                ids.push(id.map(|id| id as u64));
+            }
+            let mut touch = tx.prepare_cached(
+                "INSERT INTO rooms (room, last_id, last_ts) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id,
+                     last_ts = excluded.last_ts",
+            )?;
+            for (item, id) in batch.iter().zip(&ids) {
+                if let Some(id) = id {
+                    touch.execute(params![&*item.room, *id as i64, ts])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+}
+
+/// The query side.
+pub struct Reader {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// The columns every history query selects, in [`row`]'s order.
+const COLUMNS: &str = "id, username, body, client_id, ts";
+
+fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        id: row.get::<_, i64>(0)? as u64,
+        username: row.get(1)?,
+        message: row.get(2)?,
+        client_id: row.get(3)?,
+        ts: row.get(4)?,
+    })
+}
+
+impl Reader {
+    fn query(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Stored>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let run = || -> rusqlite::Result<Vec<Stored>> {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, row)?;
+            rows.collect()
+        };
+        run().map_err(|source| StoreError::Query {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The newest `limit` messages before `before` (all, if `None`),
+    /// oldest first.
+    pub fn before(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let before = before.map_or(i64::MAX, |id| id.min(i64::MAX as u64) as i64);
+        let mut rows = self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ),
+            params![room, before, limit as i64],
+        )?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The oldest `limit` messages after `since`, oldest first.
+    pub fn after(&self, room: &str, since: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3"
+            ),
+            params![room, since.min(i64::MAX as u64) as i64, limit as i64],
+        )
+    }
+
+    /// Rooms by their latest message, newest first: `(room, last id, ts)`.
+    pub fn rooms(&self, limit: usize) -> Result<Vec<(String, u64, i64)>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let run = || -> rusqlite::Result<Vec<(String, u64, i64)>> {
+            let mut stmt = conn.prepare_cached(
+                "SELECT room, last_id, last_ts FROM rooms ORDER BY last_id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })?;
+            rows.collect()
+        };
+        run().map_err(|source| StoreError::Query {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
