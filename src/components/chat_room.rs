@@ -165,7 +165,7 @@ pub fn ChatRoom(
                 <button class="leave" on:click=move |_| on_leave.run(None)>"Leave"</button>
             </header>
             <div class="chat-body">
-                <RoomList current=room.clone() on_switch/>
+                <RoomList current=room.clone() here=state.users on_switch/>
                 <div class="conversation">
                     <MessageList state me=name.clone() on_load_older=load_older/>
                     <TypingIndicator typing=state.typing me=name.clone()/>

@@ -1,7 +1,7 @@
 //! The rooms: those with people in them, then those with recent messages,
 //! and a field to join or create one by name.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use leptos::{ev::SubmitEvent, html, prelude::*, task::spawn_local};
 
@@ -17,7 +17,13 @@ use crate::{
 const REFRESH: Duration = Duration::from_secs(15);
 
 #[component]
-pub fn RoomList(current: String, #[prop(into)] on_switch: Callback<String>) -> impl IntoView {
+pub fn RoomList(
+    current: String,
+    /// Who is in the current room right now, known live from its socket
+    /// (the fetched list may be seconds old).
+    here: RwSignal<BTreeSet<String>>,
+    #[prop(into)] on_switch: Callback<String>,
+) -> impl IntoView {
     let rooms = RwSignal::new(Vec::<ListedRoom>::new());
     let error = RwSignal::new(None::<String>);
     let refresh = move || {
@@ -33,20 +39,23 @@ pub fn RoomList(current: String, #[prop(into)] on_switch: Callback<String>) -> i
     }
 
     let current = StoredValue::new(current);
-    // The current room is listed even before anyone has written in it.
+    // The current room is listed even before anyone has written in it,
+    // with its live head count.
     let shown = move || {
         let mut list = rooms.get();
-        current.with_value(|current| {
-            if !list.iter().any(|r| r.name == *current) {
-                list.insert(
+        let online = here.with(|users| users.len());
+        current.with_value(
+            |current| match list.iter_mut().find(|r| r.name == *current) {
+                Some(room) => room.online = online,
+                None => list.insert(
                     0,
                     ListedRoom {
                         name: current.clone(),
-                        online: 1,
+                        online,
                     },
-                );
-            }
-        });
+                ),
+            },
+        );
         list
     };
 
@@ -97,7 +106,7 @@ pub fn RoomList(current: String, #[prop(into)] on_switch: Callback<String>) -> i
             </ul>
             <form class="room-form" on:submit=submit>
                 <input node_ref=input type="text" aria-label="Join or create a room"
-                    placeholder="Join or create a room" maxlength=MAX_ROOM_CHARS autocomplete="off"/>
+                    placeholder="Go to room…" maxlength=MAX_ROOM_CHARS autocomplete="off"/>
             </form>
             <p class="room-error" role="alert">{move || error.get()}</p>
         </nav>
