@@ -4,7 +4,7 @@
 # time, all traffic on 127.0.0.1. Writes the raw results to bench/results/ and
 # rewrites bench/RESULTS.md (table) and bench/results.png (plot).
 #
-#   bench/run.sh            the full matrix (~15 minutes)
+#   bench/run.sh            the full matrix (~25 minutes)
 #   bench/run.sh --quick    C=1000 only, for a quick comparison
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,9 +48,13 @@ stop_server() {
 }
 trap stop_server EXIT
 
-start_server() { # start_server banter|deno|node
+start_server() { # start_server banter|banter-store|banter-nostore|deno|node
   case "$1" in
-    banter) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --log warn >/dev/null 2>&1 & ;;
+    banter|banter-store)
+      # A fresh SQLite file per run: every run starts from the same state.
+      rm -rf "$OUT/data"
+      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --log warn >/dev/null 2>&1 & ;;
+    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off --log warn >/dev/null 2>&1 & ;;
     deno) taskset -c 0 "$DENO" run --allow-net bench/baselines/deno_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     node) taskset -c 0 node bench/baselines/node_chat.mjs "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
   esac
@@ -91,6 +95,14 @@ for C in "${SIZES[@]}"; do
       bench "$server" -c "$C" -s "$S" -m "$M" --rate 20
     done
   done
+done
+
+# What storage costs: SQLite (group commit, fsync per batch) against the same
+# server with storage off, as fast as possible, alternated three times so
+# drift on this noisy machine hits both alike.
+for _ in 1 2 3; do
+  bench banter-store -c 1000 -s 10 -m 200
+  bench banter-nostore -c 1000 -s 10 -m 200
 done
 
 # Idle memory: RSS per connected client, nothing sent.

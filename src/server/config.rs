@@ -115,6 +115,28 @@ struct Cli {
         default_value_t = StorageKind::Sqlite
     )]
     storage: StorageKind,
+
+    /// When a stored message counts as written: `full` (SQLite's
+    /// synchronous=FULL: fsync before anyone is shown it; survives power
+    /// loss) or `normal` (written to the OS before anyone is shown it;
+    /// survives a crash of Banter, and a power cut may lose the last
+    /// moments; no fsync on the message path, so lower latency).
+    #[arg(
+        long,
+        env = "BANTER_SQLITE_SYNC",
+        value_name = "MODE",
+        value_enum,
+        default_value_t = SqliteSync::Full
+    )]
+    sqlite_sync: SqliteSync,
+}
+
+/// See the `--sqlite-sync` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SqliteSync {
+    Full,
+    Normal,
 }
 
 /// Where messages are kept. See the `--storage` flag.
@@ -137,6 +159,7 @@ struct FileSettings {
     presence_interval_ms: Option<u64>,
     stall_timeout_ms: Option<u64>,
     storage: Option<StorageKind>,
+    sqlite_sync: Option<SqliteSync>,
 }
 
 /// The resolved configuration a server runs with.
@@ -156,6 +179,8 @@ pub struct Config {
     pub stall_timeout: Duration,
     /// Where messages are kept.
     pub storage: StorageKind,
+    /// When a message counts as stored.
+    pub sqlite_sync: SqliteSync,
 }
 
 /// Why the configuration could not be loaded. Each message names the file
@@ -225,6 +250,7 @@ impl Config {
                 cli.stall_timeout_ms,
             )),
             storage: pick(defaulted("storage"), file.storage, cli.storage),
+            sqlite_sync: pick(defaulted("sqlite_sync"), file.sqlite_sync, cli.sqlite_sync),
         })
     }
 }
@@ -284,9 +310,11 @@ mod tests {
         assert_eq!(from_flag.addr.port(), 5000);
         assert_eq!(from_flag.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(from_flag.storage, StorageKind::Sqlite);
-        let f = file("storage = \"off\"\n");
+        let f = file("storage = \"off\"\nsqlite-sync = \"normal\"\n");
         let off = load(&["--config", f.path().to_str().unwrap()]);
         assert_eq!(off.storage, StorageKind::Off);
+        assert_eq!(off.sqlite_sync, SqliteSync::Normal);
+        assert_eq!(from_flag.sqlite_sync, SqliteSync::Full);
     }
 
     #[test]

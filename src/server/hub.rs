@@ -13,7 +13,7 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    config::StorageKind,
+    config::{SqliteSync, StorageKind},
     room::{NameTaken, Outbound, PresenceStyle, Room, Rooms},
     storage::{Append, Store, StoreError, Stored},
 };
@@ -94,9 +94,13 @@ pub struct Hub {
 impl Hub {
     /// Opens storage (creating the database on first start) and an empty
     /// set of rooms.
-    pub fn open(storage: StorageKind, data_dir: &std::path::Path) -> Result<Self, StoreError> {
+    pub fn open(
+        storage: StorageKind,
+        sync: SqliteSync,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StoreError> {
         let rooms = Arc::new(Rooms::default());
-        let store = Store::open(storage, data_dir, Arc::clone(&rooms))?;
+        let store = Store::open(storage, sync, data_dir, Arc::clone(&rooms))?;
         Ok(Hub { rooms, store })
     }
 

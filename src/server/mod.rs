@@ -70,7 +70,11 @@ impl AppState {
     pub fn new(config: &Config) -> Result<Self, storage::StoreError> {
         Ok(AppState {
             leptos_options: site::leptos_options(&config.site_root, config.addr),
-            hub: Arc::new(Hub::open(config.storage, &config.data_dir)?),
+            hub: Arc::new(Hub::open(
+                config.storage,
+                config.sqlite_sync,
+                &config.data_dir,
+            )?),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             stall_timeout: config.stall_timeout,

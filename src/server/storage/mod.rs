@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use super::{
-    config::StorageKind,
+    config::{SqliteSync, StorageKind},
     hub::{Frame, encode},
     room::Rooms,
 };
@@ -133,10 +133,15 @@ pub struct Store {
 impl Store {
     /// Opens storage and starts its thread, which delivers each stored
     /// message to its room in `rooms`.
-    pub fn open(kind: StorageKind, data_dir: &Path, rooms: Arc<Rooms>) -> Result<Self, StoreError> {
+    pub fn open(
+        kind: StorageKind,
+        sync: SqliteSync,
+        data_dir: &Path,
+        rooms: Arc<Rooms>,
+    ) -> Result<Self, StoreError> {
         let (writer, reader) = match kind {
             StorageKind::Sqlite => {
-                let (writer, reader) = sqlite::open(data_dir)?;
+                let (writer, reader) = sqlite::open(data_dir, sync)?;
                 (Writer::Sqlite(writer), Some(Arc::new(reader)))
             }
             StorageKind::Off => {

@@ -5,10 +5,13 @@
 //! thread and does nothing but group commits; the [`Reader`] answers history
 //! queries from tasks, behind a mutex, on the blocking pool.
 //!
-//! `synchronous = FULL`: a commit returns only once the WAL is on the disk,
-//! so "stored" means stored even across a power cut, not just a crash of
-//! this process. Group commit is what makes that affordable: one fsync per
-//! batch, however many messages the batch holds.
+//! By default `synchronous = FULL`: a commit returns only once the WAL is on
+//! the disk, so "stored" means stored even across a power cut, not just a
+//! crash of this process. Group commit is what makes that affordable in
+//! throughput: one fsync per batch, however many messages the batch holds.
+//! Latency is another matter — every message waits for an fsync — so
+//! `sqlite-sync = normal` (written to the OS, synced at checkpoints) is
+//! offered for those who prefer it; see the README.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,6 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{Append, StoreError, Stored};
+use crate::server::config::SqliteSync;
 
 /// The database file inside the data directory.
 pub const FILE_NAME: &str = "banter.sqlite3";
@@ -54,18 +58,22 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
 
 /// Opens (creating if needed) and migrates the database, returning the
 /// storage thread's writer and the query side.
-pub fn open(data_dir: &Path) -> Result<(Writer, Reader), StoreError> {
+pub fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader), StoreError> {
     let path = data_dir.join(FILE_NAME);
     let at = |source: rusqlite::Error| StoreError::Open {
         path: path.clone(),
         source: Box::new(source),
     };
     let mut conn = Connection::open(&path).map_err(at)?;
-    conn.execute_batch(
+    let synchronous = match sync {
+        SqliteSync::Full => "FULL",
+        SqliteSync::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 5000;",
-    )
+         PRAGMA synchronous = {synchronous};
+         PRAGMA busy_timeout = 5000;"
+    ))
     .map_err(at)?;
     Migrations::from_slice(MIGRATIONS)
         .to_latest(&mut conn)
