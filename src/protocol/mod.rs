@@ -219,8 +219,12 @@ pub struct RoomSummary {
 pub mod close_code {
     /// The server is shutting down or restarting.
     pub const GOING_AWAY: u16 = 1001;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// The client broke a rule (taken or invalid username).
     pub const POLICY: u16 = 1008;
+    /// A message was larger than the server accepts.
+    pub const TOO_BIG: u16 = 1009;
     /// The server failed (storage unavailable); retrying may work.
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The client fell too far behind and should reconnect.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{
-    hub::{Frame, Hub, JoinRequest, Membership, encode},
+    hub::{Frame, Hub, JoinRequest, Membership, Reply, encode},
     room::{Outbound, Room},
 };
 use crate::protocol::{ClientEvent, ServerEvent, close_code};
@@ -45,6 +45,7 @@ const TYPING_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 enum Disconnect {
     ClientClosed(Option<u16>),
+    BadInput { code: u16, reason: &'static str },
     ConnectionLost(String),
     TooSlow { missed: u64 },
     Stalled { after: Duration },
@@ -58,6 +59,7 @@ impl fmt::Display for Disconnect {
             Disconnect::ClientClosed(None) => write!(f, "client closed"),
             Disconnect::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
+            Disconnect::BadInput { code, reason } => write!(f, "closed with {code}: {reason}"),
             Disconnect::Stalled { after } => {
                 write!(f, "stopped reading: nothing written for {after:?}")
             }
@@ -101,7 +103,11 @@ pub async fn run(
     ));
     let reason = tokio::select! {
         reason = read_loop(stream, &name, &room, &hub, replies) => {
-            stop_writer.cancel();
+            // After bad input the writer has a close frame queued and ends
+            // once it is sent; otherwise it is told to stop.
+            if !matches!(reason, Disconnect::BadInput { .. }) {
+                stop_writer.cancel();
+            }
             if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
                 writer.abort();
                 // Abort is asynchronous: wait until the task (and with it
@@ -126,12 +132,13 @@ async fn read_loop<S>(
     name: &Arc<str>,
     room: &Arc<Room>,
     hub: &Hub,
-    replies: mpsc::Sender<Frame>,
+    replies: mpsc::Sender<Reply>,
 ) -> Disconnect
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let mut last_typing: Option<Instant> = None;
+
     while let Some(message) = stream.next().await {
         let reply = match message {
             Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
@@ -169,16 +176,38 @@ where
             }
             // tungstenite answers pings itself.
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
-            Err(err) => return Disconnect::ConnectionLost(err.to_string()),
+            Err(err) => {
+                let Some((code, reason)) = bad_input(&err) else {
+                    return Disconnect::ConnectionLost(err.to_string());
+                };
+                debug!(user = %name, %err, code, "closing on bad input");
+                let _ = replies.send(Reply::Close { code, reason }).await;
+                return Disconnect::BadInput { code, reason };
+            }
         };
         if let Some(frame) = reply {
             // Waiting here only holds up this client's own reader.
-            if replies.send(frame).await.is_err() {
+            if replies.send(Reply::Frame(frame)).await.is_err() {
                 break;
             }
         }
     }
     Disconnect::ConnectionLost("stream ended".to_string())
+}
+
+/// The close code and reason for input that ends a connection, or `None`
+/// for a plain network failure.
+fn bad_input(err: &axum::Error) -> Option<(u16, &'static str)> {
+    let source = std::error::Error::source(err)?;
+    match source.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => {
+            Some((close_code::TOO_BIG, "Message too big: the limit is 64 KiB"))
+        }
+        tungstenite::Error::Utf8(_) => {
+            Some((close_code::INVALID_DATA, "Text frames must be valid UTF-8"))
+        }
+        _ => None,
+    }
 }
 
 /// An `error` event for this client alone.
@@ -200,7 +229,7 @@ fn encode_error(message: String) -> Frame {
 async fn write_loop<S>(
     mut sink: S,
     mut membership: Membership,
-    mut replies: mpsc::Receiver<Frame>,
+    mut replies: mpsc::Receiver<Reply>,
     stop: CancellationToken,
     shutdown: CancellationToken,
     stall_timeout: Duration,
@@ -227,7 +256,13 @@ where
                 }
                 return Disconnect::ClientClosed(None);
             }
-            Some(reply) = replies.recv() => reply,
+            Some(reply) = replies.recv() => match reply {
+                Reply::Frame(frame) => frame,
+                Reply::Close { code, reason } => {
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(close(code, reason))).await;
+                    return Disconnect::BadInput { code, reason };
+                }
+            },
             event = membership.events.recv() => match event {
                 Ok(Outbound { audience, id, frame })
                     if audience.includes(style) && (id == 0 || id > membership.seen_through) =>

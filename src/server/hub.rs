@@ -25,6 +25,16 @@ use crate::protocol::{
 /// One serialised event, shared by every recipient without copying.
 pub type Frame = Utf8Bytes;
 
+/// What goes to one client alone, through its writer.
+#[derive(Debug)]
+pub enum Reply {
+    /// An event (an `error`, a `history` page).
+    Frame(Frame),
+    /// Close with this code and reason, then stop: the client sent
+    /// something that ends the conversation (too big, not UTF-8).
+    Close { code: u16, reason: &'static str },
+}
+
 /// Names per frame when a delta client is sent the user list on joining.
 /// One frame of 10,000 names would leave every connection's write buffer
 /// at ~150 KB for good (buffers keep their capacity); chunks keep it small.
@@ -208,7 +218,7 @@ impl Hub {
         username: &Arc<str>,
         message: String,
         client_id: Option<String>,
-        reply: &mpsc::Sender<Frame>,
+        reply: &mpsc::Sender<Reply>,
     ) -> Result<(), PublishError> {
         protocol::check_message(&message)?;
         if client_id

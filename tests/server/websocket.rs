@@ -218,3 +218,58 @@ async fn names_are_trimmed_and_escaped_names_work() {
         r#"{"event":"update-users","usernames":["Zoë & co"]}"#
     );
 }
+
+#[tokio::test]
+async fn a_message_over_64_kib_closes_with_1009_and_others_keep_chatting() {
+    let server = Server::start().await;
+    let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
+    expect_users(&mut alice, &["alice", "bob"]).await;
+    let huge = "x".repeat(70 * 1024);
+    say(&mut bob, &huge).await;
+    assert_eq!(
+        close_after_events(&mut bob).await,
+        (1009, "Message too big: the limit is 64 KiB".to_string())
+    );
+    expect_users(&mut alice, &["alice"]).await;
+    say(&mut alice, "still here").await;
+    expect_event(&mut alice, "send-message", |e| e["message"] == "still here").await;
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        protocol::frame::{
+            Frame as RawFrame,
+            coding::{Data, OpCode},
+        },
+    };
+    let server = Server::start().await;
+    let mut mallory = server.join("mallory").await;
+    expect_users(&mut mallory, &["mallory"]).await;
+    // A raw frame: the client library would refuse to build this message.
+    let bad = RawFrame::message(vec![0xff, 0xfe, 0xfd], OpCode::Data(Data::Text), true);
+    mallory
+        .send(Message::Frame(bad))
+        .await
+        .expect("send raw frame");
+    assert_eq!(
+        close_after_events(&mut mallory).await,
+        (1007, "Text frames must be valid UTF-8".to_string())
+    );
+    server.wait_for_clients(0).await;
+}
+
+/// Skips events already on their way and returns the close frame's code
+/// and reason; a connection dropped without one fails the test.
+async fn close_after_events(socket: &mut Socket) -> (u16, String) {
+    loop {
+        match next_frame(socket).await {
+            Frame::Event(_) => continue,
+            Frame::Closed(Some(close)) => return close,
+            Frame::Closed(None) => panic!("closed without a close frame"),
+        }
+    }
+}

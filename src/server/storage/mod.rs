@@ -37,7 +37,7 @@ use tracing::{error, info};
 
 use super::{
     config::{SqliteSync, StorageKind},
-    hub::{Frame, encode},
+    hub::{Reply, encode},
     room::Rooms,
 };
 use crate::protocol::{ChatMessage, ServerEvent};
@@ -61,7 +61,7 @@ pub struct Append {
     pub message: String,
     pub client_id: Option<String>,
     /// The sender's own queue, told if its message could not be stored.
-    pub reply: mpsc::Sender<Frame>,
+    pub reply: mpsc::Sender<Reply>,
 }
 
 /// A message as read back from storage.
@@ -294,7 +294,7 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
                     .to_string(),
             });
             for append in batch.drain(..) {
-                let _ = append.reply.try_send(frame.clone());
+                let _ = append.reply.try_send(Reply::Frame(frame.clone()));
             }
         }
     }
