@@ -18,8 +18,8 @@ use super::{
     storage::{Append, Store, StoreError, Stored},
 };
 use crate::protocol::{
-    self, DEFAULT_ROOM, HISTORY_PAGE, MAX_CLIENT_ID_BYTES, MessageError, RoomError, ServerEvent,
-    UsernameError, close_code,
+    self, ChatMessage, DEFAULT_ROOM, HISTORY_PAGE, MAX_CLIENT_ID_BYTES, MessageError, RoomError,
+    ServerEvent, UsernameError, close_code,
 };
 
 /// One serialised event, shared by every recipient without copying.
@@ -166,15 +166,7 @@ impl Hub {
             let (frame, newest) = match entry.latest {
                 Some(latest) => latest,
                 None => {
-                    let mut stored = self
-                        .store
-                        .before(membership.room.name(), None, HISTORY_PAGE + 1)
-                        .await?;
-                    let more = stored.len() > HISTORY_PAGE;
-                    if more {
-                        stored.remove(0);
-                    }
-                    let messages = stored.into_iter().map(Stored::into_message).collect();
+                    let (messages, more) = self.page(membership.room.name(), None).await?;
                     membership.room.prime(messages, more)
                 }
             };
@@ -242,18 +234,24 @@ impl Hub {
     /// The page of messages before `before` in `room`, as a `history`
     /// frame.
     pub async fn load_history(&self, room: &Arc<Room>, before: u64) -> Result<Frame, StoreError> {
-        let mut stored = self
-            .store
-            .before(room.name(), Some(before), HISTORY_PAGE + 1)
-            .await?;
+        let (messages, more) = self.page(room.name(), Some(before)).await?;
+        Ok(encode(&ServerEvent::History { messages, more }))
+    }
+
+    /// The [`HISTORY_PAGE`] messages before `before` (the newest, if
+    /// `None`), oldest first, and whether older ones exist: one more is
+    /// read to find out.
+    async fn page(
+        &self,
+        room: &Arc<str>,
+        before: Option<u64>,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        let mut stored = self.store.before(room, before, HISTORY_PAGE + 1).await?;
         let more = stored.len() > HISTORY_PAGE;
         if more {
             stored.remove(0);
         }
-        Ok(encode(&ServerEvent::History {
-            messages: stored.into_iter().map(Stored::into_message).collect(),
-            more,
-        }))
+        Ok((stored.into_iter().map(Stored::into_message).collect(), more))
     }
 
     /// Sends every room's presence changes gathered since the last call.

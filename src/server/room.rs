@@ -102,10 +102,12 @@ impl Latest {
         self.frame = None;
     }
 
+    /// The page as a `history` frame and its newest id, once primed.
     fn page(&mut self) -> Option<(Frame, u64)> {
-        if !self.primed {
-            return None;
-        }
+        self.primed.then(|| self.frame())
+    }
+
+    fn frame(&mut self) -> (Frame, u64) {
         let newest = self.messages.back().map_or(0, |m| m.id);
         let frame = self.frame.get_or_insert_with(|| {
             encode(&ServerEvent::History {
@@ -113,7 +115,7 @@ impl Latest {
                 more: self.more,
             })
         });
-        Some((frame.clone(), newest))
+        (frame.clone(), newest)
     }
 }
 
@@ -204,15 +206,7 @@ impl Room {
             latest.primed = true;
             latest.frame = None;
         }
-        latest.page().unwrap_or_else(|| {
-            (
-                encode(&ServerEvent::History {
-                    messages: Vec::new(),
-                    more: false,
-                }),
-                0,
-            )
-        })
+        latest.frame()
     }
 
     /// Sends a stored message to everyone in the room.

@@ -167,11 +167,16 @@ fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
 }
 
 impl Reader {
-    fn query(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Stored>, StoreError> {
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let run = || -> rusqlite::Result<Vec<Stored>> {
+        let run = || -> rusqlite::Result<Vec<T>> {
             let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(params, row)?;
+            let rows = stmt.query_map(params, map)?;
             rows.collect()
         };
         run().map_err(|source| StoreError::Query {
@@ -195,6 +200,7 @@ impl Reader {
                  ORDER BY id DESC LIMIT ?3"
             ),
             params![room, before, limit as i64],
+            row,
         )?;
         rows.reverse();
         Ok(rows)
@@ -208,24 +214,16 @@ impl Reader {
                  ORDER BY id LIMIT ?3"
             ),
             params![room, since.min(i64::MAX as u64) as i64, limit as i64],
+            row,
         )
     }
 
     /// Rooms by their latest message, newest first: `(room, last id, ts)`.
     pub fn rooms(&self, limit: usize) -> Result<Vec<(String, u64, i64)>, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let run = || -> rusqlite::Result<Vec<(String, u64, i64)>> {
-            let mut stmt = conn.prepare_cached(
-                "SELECT room, last_id, last_ts FROM rooms ORDER BY last_id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![limit as i64], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
-            })?;
-            rows.collect()
-        };
-        run().map_err(|source| StoreError::Query {
-            path: self.path.clone(),
-            source,
-        })
+        self.query(
+            "SELECT room, last_id, last_ts FROM rooms ORDER BY last_id DESC LIMIT ?1",
+            params![limit as i64],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
+        )
     }
 }
