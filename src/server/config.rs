@@ -24,16 +24,15 @@ use std::{
     time::Duration,
 };
 
-use clap::{CommandFactory, FromArgMatches, Parser, parser::ValueSource};
-use serde::Deserialize;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::site;
 
 /// Where the settings file is looked for when none is named.
 const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
 
-/// Command line and environment. Every field that the file may also set is
-/// listed in [`FileSettings`] under the same (kebab-case) name.
+/// Command line and environment: every setting, its default and its
+/// variable. The settings file uses the same names in kebab-case.
 #[derive(Debug, Parser)]
 #[command(
     name = "banter",
@@ -129,37 +128,139 @@ struct Cli {
         default_value_t = SqliteSync::Full
     )]
     sqlite_sync: SqliteSync,
+
+    /// Shared secrets a client must present to open a socket (as
+    /// `Authorization: Bearer T`, `X-WS-Auth-Key: T` or `?accessToken=T`).
+    /// None: no authentication. Comma-separated; never logged.
+    #[arg(
+        long,
+        env = "BANTER_AUTH_TOKENS",
+        value_name = "TOKEN,…",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    auth_tokens: Vec<String>,
+
+    /// Origins, besides the server's own, whose pages may open sockets
+    /// (e.g. `https://chat.example.com`); `*` allows any. Requests without
+    /// an Origin header (non-browser clients) are always allowed.
+    #[arg(
+        long,
+        env = "BANTER_ALLOWED_ORIGINS",
+        value_name = "ORIGIN,…",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+
+    /// Most sockets open at once; beyond it a handshake gets 503.
+    #[arg(
+        long,
+        env = "BANTER_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections: u32,
+
+    /// Most sockets open at once from one IP address; beyond it 429.
+    #[arg(
+        long,
+        env = "BANTER_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections_per_ip: u32,
+
+    /// Socket handshakes accepted per second from one IP address, on
+    /// average; beyond it 429 with Retry-After.
+    #[arg(
+        long,
+        env = "BANTER_HANDSHAKE_RATE",
+        value_name = "PER_SECOND",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    handshake_rate: u32,
+
+    /// Handshakes one IP address may make at once before the rate applies
+    /// (a page reload, a reconnect after a server restart).
+    #[arg(
+        long,
+        env = "BANTER_HANDSHAKE_BURST",
+        value_name = "N",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    handshake_burst: u32,
+
+    /// A connection that has not sent a complete request head within this
+    /// long is dropped (milliseconds), so idle or trickling connections
+    /// cannot pile up.
+    #[arg(
+        long,
+        env = "BANTER_HANDSHAKE_TIMEOUT_MS",
+        value_name = "MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(1..=600_000)
+    )]
+    handshake_timeout_ms: u64,
+
+    /// Client events accepted per second on one socket, on average; above
+    /// it the client is told to slow down, and closed (1008) if it keeps on.
+    #[arg(
+        long,
+        env = "BANTER_MESSAGE_RATE",
+        value_name = "PER_SECOND",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    message_rate: u32,
+
+    /// Client events one socket may send at once before the rate applies.
+    #[arg(
+        long,
+        env = "BANTER_MESSAGE_BURST",
+        value_name = "N",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    message_burst: u32,
+
+    /// How often the server pings each client (milliseconds).
+    #[arg(
+        long,
+        env = "BANTER_PING_INTERVAL_MS",
+        value_name = "MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
+    ping_interval_ms: u64,
+
+    /// A client that has not answered a ping within this long is dropped
+    /// and leaves the user list (milliseconds).
+    #[arg(
+        long,
+        env = "BANTER_PING_TIMEOUT_MS",
+        value_name = "MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
+    ping_timeout_ms: u64,
 }
 
 /// See the `--sqlite-sync` flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SqliteSync {
     Full,
     Normal,
 }
 
 /// Where messages are kept. See the `--storage` flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StorageKind {
     Sqlite,
     Off,
-}
-
-/// The settings file. Unknown keys are refused so a typo is an error at
-/// start rather than a setting silently ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileSettings {
-    addr: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    site_root: Option<PathBuf>,
-    log: Option<String>,
-    presence_interval_ms: Option<u64>,
-    stall_timeout_ms: Option<u64>,
-    storage: Option<StorageKind>,
-    sqlite_sync: Option<SqliteSync>,
 }
 
 /// The resolved configuration a server runs with.
@@ -181,6 +282,53 @@ pub struct Config {
     pub storage: StorageKind,
     /// When a message counts as stored.
     pub sqlite_sync: SqliteSync,
+    /// Who may open a socket: tokens and origins.
+    pub access: AccessSettings,
+    /// How many sockets, how fast, and how long a handshake may take.
+    pub limits: Limits,
+    /// The per-socket flood limit and keepalive.
+    pub socket: SocketSettings,
+}
+
+/// Who may open a socket. See `--auth-tokens` and `--allowed-origins`.
+#[derive(Clone, Default)]
+pub struct AccessSettings {
+    /// Empty: no token needed.
+    pub tokens: Vec<String>,
+    /// Origins allowed besides the server's own; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Tokens are secrets: a `Debug` print of the configuration (a log line, a
+/// panic message) must never show them.
+impl std::fmt::Debug for AccessSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessSettings")
+            .field("tokens", &format_args!("[{} hidden]", self.tokens.len()))
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+/// Connection limits. See the `--max-connections*` and `--handshake-*` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    pub handshake_rate: u32,
+    pub handshake_burst: u32,
+    pub handshake_timeout: Duration,
+}
+
+/// What each socket is held to. See `--message-*` and `--ping-*`.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketSettings {
+    /// How long a write may block before the client is dropped.
+    pub stall_timeout: Duration,
+    pub message_rate: u32,
+    pub message_burst: u32,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 /// Why the configuration could not be loaded. Each message names the file
@@ -194,80 +342,128 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("presence-interval-ms in {path} must be between 1 and 60000, got {value}")]
-    PresenceInterval { path: PathBuf, value: u64 },
+    #[error("config file {path}: unknown setting `{key}` (see `banter --help`)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("command line: {0}")]
+    Args(#[from] clap::Error),
 }
 
 impl Config {
     /// Reads flags from the process arguments. `--help` and `--version`
     /// print and exit here, as do malformed flags (with clap's message).
     pub fn from_args() -> Result<Self, ConfigError> {
-        Self::from_matches(Cli::command().get_matches())
+        match Self::try_from_iter(std::env::args_os()) {
+            Err(ConfigError::Args(err)) => err.exit(),
+            other => other,
+        }
     }
 
     /// Like [`Config::from_args`] with explicit arguments, for tests.
-    pub fn try_from_iter<I, T>(args: I) -> Result<Self, Box<dyn std::error::Error>>
+    ///
+    /// The file is applied as new *defaults* for clap: each key must name a
+    /// flag, its value is parsed and range-checked exactly as the flag's
+    /// would be, and a variable or flag still wins over it. One definition
+    /// per setting, whichever layer it comes from.
+    pub fn try_from_iter<I, T>(args: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
-        Ok(Self::from_matches(matches)?)
-    }
-
-    fn from_matches(matches: clap::ArgMatches) -> Result<Self, ConfigError> {
-        let cli = match Cli::from_arg_matches(&matches) {
-            Ok(cli) => cli,
-            Err(err) => err.exit(),
-        };
-        let (path, required) = match &cli.config {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let first = Cli::from_arg_matches(&Cli::command().try_get_matches_from(&args)?)?;
+        let (path, required) = match &first.config {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
         };
-        let file = read_file(&path, required)?;
-        // A value clap took from its default yields to the file.
-        let defaulted = |id: &str| matches.value_source(id) == Some(ValueSource::DefaultValue);
-        let presence_ms = pick(
-            defaulted("presence_interval_ms"),
-            file.presence_interval_ms,
-            cli.presence_interval_ms,
-        );
-        if !(1..=60_000).contains(&presence_ms) {
-            return Err(ConfigError::PresenceInterval {
-                path,
-                value: presence_ms,
-            });
+        let mut command = Cli::command();
+        for (key, value) in read_file(&path, required)? {
+            let id = key.replace('-', "_");
+            if id == "config"
+                || !command
+                    .get_arguments()
+                    .any(|arg| arg.get_id() == id.as_str())
+            {
+                return Err(ConfigError::UnknownKey { path, key });
+            }
+            let text = file_value(&value).ok_or_else(|| ConfigError::Parse {
+                path: path.clone(),
+                message: format!("`{key}` must be a string, number or list, got {value}"),
+            })?;
+            command = command.mut_arg(id, |arg| arg.default_value(text));
         }
-        Ok(Config {
-            addr: pick(defaulted("addr"), file.addr, cli.addr),
-            data_dir: pick(defaulted("data_dir"), file.data_dir, cli.data_dir),
-            site_root: pick(defaulted("site_root"), file.site_root, cli.site_root),
-            log: pick(defaulted("log"), file.log, cli.log),
-            presence_interval: Duration::from_millis(presence_ms),
-            stall_timeout: Duration::from_millis(pick(
-                defaulted("stall_timeout_ms"),
-                file.stall_timeout_ms,
-                cli.stall_timeout_ms,
-            )),
-            storage: pick(defaulted("storage"), file.storage, cli.storage),
-            sqlite_sync: pick(defaulted("sqlite_sync"), file.sqlite_sync, cli.sqlite_sync),
-        })
+        let matches = command
+            .try_get_matches_from(&args)
+            .map_err(|err| ConfigError::Parse {
+                path: path.clone(),
+                message: err.kind().to_string() + ": " + &err.to_string(),
+            })?;
+        Ok(Cli::from_arg_matches(&matches)?.into())
     }
 }
 
-/// The file's value where clap only had its default; otherwise clap's.
-fn pick<T>(cli_defaulted: bool, from_file: Option<T>, from_cli: T) -> T {
-    match from_file {
-        Some(value) if cli_defaulted => value,
-        _ => from_cli,
+impl From<Cli> for Config {
+    fn from(cli: Cli) -> Self {
+        let stall_timeout = Duration::from_millis(cli.stall_timeout_ms);
+        Config {
+            addr: cli.addr,
+            data_dir: cli.data_dir,
+            site_root: cli.site_root,
+            log: cli.log,
+            presence_interval: Duration::from_millis(cli.presence_interval_ms),
+            stall_timeout,
+            storage: cli.storage,
+            sqlite_sync: cli.sqlite_sync,
+            access: AccessSettings {
+                tokens: cli
+                    .auth_tokens
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+                allowed_origins: cli
+                    .allowed_origins
+                    .into_iter()
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            },
+            limits: Limits {
+                max_connections: cli.max_connections,
+                max_connections_per_ip: cli.max_connections_per_ip,
+                handshake_rate: cli.handshake_rate,
+                handshake_burst: cli.handshake_burst,
+                handshake_timeout: Duration::from_millis(cli.handshake_timeout_ms),
+            },
+            socket: SocketSettings {
+                stall_timeout,
+                message_rate: cli.message_rate,
+                message_burst: cli.message_burst,
+                ping_interval: Duration::from_millis(cli.ping_interval_ms),
+                ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
+            },
+        }
     }
 }
 
-fn read_file(path: &Path, required: bool) -> Result<FileSettings, ConfigError> {
+/// A file value as clap would read it from a flag: lists become the
+/// comma-separated form the list flags take.
+fn file_value(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(file_value)
+            .collect::<Option<Vec<_>>>()
+            .map(|items| items.join(",")),
+        _ => None,
+    }
+}
+
+fn read_file(path: &Path, required: bool) -> Result<toml::Table, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok(FileSettings::default());
+            return Ok(toml::Table::new());
         }
         Err(source) => {
             return Err(ConfigError::Read {
@@ -276,10 +472,11 @@ fn read_file(path: &Path, required: bool) -> Result<FileSettings, ConfigError> {
             });
         }
     };
-    toml::from_str(&text).map_err(|err| ConfigError::Parse {
-        path: path.to_owned(),
-        message: err.to_string(),
-    })
+    text.parse::<toml::Table>()
+        .map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -323,11 +520,43 @@ mod tests {
         let err = Config::try_from_iter(["banter", "--config", f.path().to_str().unwrap()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown field `adr`"), "{err}");
+        assert!(err.contains("unknown setting `adr`"), "{err}");
         let err = Config::try_from_iter(["banter", "--config", "/nonexistent/banter.toml"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/banter.toml"), "{err}");
+    }
+
+    #[test]
+    fn file_values_are_checked_like_flags_and_lists_are_read() {
+        let f = file("auth-tokens = [\"s3cret\", \"other\"]\nmessage-rate = 50\n");
+        let config = load(&["--config", f.path().to_str().unwrap()]);
+        assert_eq!(config.access.tokens, ["s3cret", "other"]);
+        assert_eq!(config.socket.message_rate, 50);
+        assert_eq!(config.limits.max_connections_per_ip, 100);
+        // Secrets stay out of Debug output (and so out of logs).
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let flag = load(&[
+            "--config",
+            f.path().to_str().unwrap(),
+            "--auth-tokens",
+            "a,b,c",
+        ]);
+        assert_eq!(flag.access.tokens, ["a", "b", "c"]);
+
+        let f = file("presence-interval-ms = 0\n");
+        let err = Config::try_from_iter(["banter", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("presence-interval-ms") && err.contains("0"),
+            "{err}"
+        );
+        let f = file("storage = \"tape\"\n");
+        let err = Config::try_from_iter(["banter", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tape"), "{err}");
     }
 
     #[test]

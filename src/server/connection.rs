@@ -5,6 +5,14 @@
 //! hub's ring into the socket. They meet only through the hub and a small
 //! channel for replies meant for this client alone (error events), so a slow
 //! peer stalls nothing but its own writer.
+//!
+//! # Shutdown
+//!
+//! Two signals, in order. `shutdown`: the reader stops taking frames (what
+//! it was publishing is finished first). `goodbye`, fired once everything
+//! accepted is stored and in the rooms' rings: the writer sends what is
+//! left in its ring, then closes with 1001. So a message someone was shown
+//! as sent reaches everyone still connected before they are told to go.
 
 use std::{
     fmt,
@@ -19,8 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{
+    admission::Ticket,
+    config::SocketSettings,
+    flood::{FloodGate, Verdict},
     hub::{Frame, Hub, JoinRequest, Membership, Reply, encode},
-    room::{Outbound, Room},
+    room::Room,
 };
 use crate::protocol::{ClientEvent, ServerEvent, close_code};
 
@@ -49,6 +60,7 @@ enum Disconnect {
     ConnectionLost(String),
     TooSlow { missed: u64 },
     Stalled { after: Duration },
+    Unresponsive { after: Duration },
     ServerShutdown,
 }
 
@@ -63,18 +75,31 @@ impl fmt::Display for Disconnect {
             Disconnect::Stalled { after } => {
                 write!(f, "stopped reading: nothing written for {after:?}")
             }
+            Disconnect::Unresponsive { after } => write!(f, "no answer to a ping for {after:?}"),
             Disconnect::ServerShutdown => write!(f, "server shutting down"),
         }
     }
 }
 
-/// Runs a freshly upgraded socket until either side ends it.
+/// The server's two shutdown signals, as a connection sees them. See the
+/// module docs.
+#[derive(Clone)]
+pub struct Signals {
+    /// Stop reading: the server is going away.
+    pub shutdown: CancellationToken,
+    /// Everything accepted is in the rings: send it, then close with 1001.
+    pub goodbye: CancellationToken,
+}
+
+/// Runs a freshly upgraded socket until either side ends it. `_ticket`
+/// holds the socket's place in the connection limits until then.
 pub async fn run(
     socket: WebSocket,
     request: JoinRequest,
     hub: Arc<Hub>,
-    shutdown: CancellationToken,
-    stall_timeout: Duration,
+    signals: Signals,
+    settings: SocketSettings,
+    _ticket: Ticket,
 ) {
     let (mut sink, stream) = socket.split();
     let style = request.style;
@@ -92,21 +117,36 @@ pub async fn run(
     info!(user = %name, room = %room.name(), presence = ?style, online = hub.len(), "connected");
 
     let (replies, reply_queue) = mpsc::channel(REPLY_QUEUE);
-    let stop_writer = shutdown.child_token();
+    let stop_writer = signals.goodbye.child_token();
     let mut writer = tokio::spawn(write_loop(
         sink,
         membership,
         reply_queue,
         stop_writer.clone(),
-        shutdown,
-        stall_timeout,
+        signals.goodbye,
+        settings,
     ));
+    let reader = read_loop(
+        stream,
+        &name,
+        &room,
+        &hub,
+        replies,
+        &settings,
+        &signals.shutdown,
+    );
     let reason = tokio::select! {
-        reason = read_loop(stream, &name, &room, &hub, replies) => {
-            // After bad input the writer has a close frame queued and ends
-            // once it is sent; otherwise it is told to stop.
-            if !matches!(reason, Disconnect::BadInput { .. }) {
-                stop_writer.cancel();
+        reason = reader => {
+            match reason {
+                // The writer has a close frame queued and ends once it is sent.
+                Disconnect::BadInput { .. } => {}
+                // The writer waits for `goodbye` (the server's own deadline
+                // bounds that wait).
+                Disconnect::ServerShutdown => {
+                    let written = (&mut writer).await;
+                    return log_end(&name, &room, &hub, written.unwrap_or(reason));
+                }
+                _ => stop_writer.cancel(),
             }
             if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
                 writer.abort();
@@ -121,8 +161,12 @@ pub async fn run(
             Err(err) => Disconnect::ConnectionLost(format!("writer task failed: {err}")),
         },
     };
-    // The writer owned the membership; it is dropped (the user has left)
-    // by the time the writer task has finished or been aborted.
+    log_end(&name, &room, &hub, reason);
+}
+
+/// The writer owned the membership; it is dropped (the user has left) by
+/// the time the writer task has finished or been aborted.
+fn log_end(name: &str, room: &Room, hub: &Hub, reason: Disconnect) {
     info!(user = %name, room = %room.name(), %reason, online = hub.len(), "disconnected");
 }
 
@@ -133,13 +177,47 @@ async fn read_loop<S>(
     room: &Arc<Room>,
     hub: &Hub,
     replies: mpsc::Sender<Reply>,
+    settings: &SocketSettings,
+    shutdown: &CancellationToken,
 ) -> Disconnect
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let mut last_typing: Option<Instant> = None;
+    let mut flood = FloodGate::new(settings);
 
-    while let Some(message) = stream.next().await {
+    loop {
+        // Only waiting for a frame is cancelled; a frame being handled
+        // (a message on its way to storage) is finished first.
+        let message = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Disconnect::ServerShutdown,
+            message = stream.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        if matches!(message, Ok(Message::Text(_) | Message::Binary(_))) {
+            match flood.check() {
+                Verdict::Accept => {}
+                Verdict::SlowDown => {
+                    let slow_down = encode_error(format!(
+                        "Slow down: at most {} messages a second",
+                        settings.message_rate
+                    ));
+                    if replies.send(Reply::Frame(slow_down)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Verdict::Close => {
+                    let (code, reason) = (close_code::POLICY, "Sending too fast: slow down");
+                    debug!(user = %name, "closing a flooding client");
+                    let _ = replies.send(Reply::Close { code, reason }).await;
+                    return Disconnect::BadInput { code, reason };
+                }
+            }
+        }
         let reply = match message {
             Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
                 Ok(ClientEvent::SendMessage { message, client_id }) => {
@@ -175,7 +253,13 @@ where
                 return Disconnect::ClientClosed(frame.map(|f| f.code));
             }
             // tungstenite answers pings itself.
-            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+            Ok(Message::Ping(_)) => None,
+            // The writer is waiting for this; if its queue is full the
+            // client is flooding and the ping timeout may take it.
+            Ok(Message::Pong(_)) => {
+                let _ = replies.try_send(Reply::Pong);
+                None
+            }
             Err(err) => {
                 let Some((code, reason)) = bad_input(&err) else {
                     return Disconnect::ConnectionLost(err.to_string());
@@ -225,19 +309,20 @@ fn encode_error(message: String) -> Frame {
 /// socket accepts nothing for `stall_timeout` it is dropped (it holds only
 /// kernel buffers until then), and if it resumes after the ring has lapped
 /// it, it is closed with 1013. Either way it can reconnect; nobody else
-/// ever waits for it.
+/// ever waits for it. Every `ping_interval` it is pinged; no pong within
+/// `ping_timeout` and it is dropped as gone (a laptop lid closed, a network
+/// that vanished without a FIN).
 async fn write_loop<S>(
     mut sink: S,
     mut membership: Membership,
     mut replies: mpsc::Receiver<Reply>,
     stop: CancellationToken,
-    shutdown: CancellationToken,
-    stall_timeout: Duration,
+    goodbye: CancellationToken,
+    settings: SocketSettings,
 ) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    let style = membership.style();
     for frame in std::mem::take(&mut membership.snapshot) {
         if let Err(err) = sink.feed(Message::Text(frame)).await {
             return Disconnect::ConnectionLost(err.to_string());
@@ -246,13 +331,17 @@ where
     if let Err(err) = sink.flush().await {
         return Disconnect::ConnectionLost(err.to_string());
     }
+    // One timer for the connection's life, moved rather than re-created:
+    // next ping when no pong is awaited, the pong deadline when one is.
+    let keepalive = tokio::time::sleep(settings.ping_interval);
+    tokio::pin!(keepalive);
+    let mut awaiting_pong = false;
     loop {
         let first = tokio::select! {
             biased;
             _ = stop.cancelled() => {
-                if shutdown.is_cancelled() {
-                    let _ = sink.send(close(close_code::GOING_AWAY, "Server is shutting down")).await;
-                    return Disconnect::ServerShutdown;
+                if goodbye.is_cancelled() {
+                    return say_goodbye(&mut sink, &mut membership).await;
                 }
                 return Disconnect::ClientClosed(None);
             }
@@ -262,20 +351,37 @@ where
                     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(close(code, reason))).await;
                     return Disconnect::BadInput { code, reason };
                 }
+                Reply::Pong => {
+                    awaiting_pong = false;
+                    let next = tokio::time::Instant::now() + settings.ping_interval;
+                    keepalive.as_mut().reset(next);
+                    continue;
+                }
             },
             event = membership.events.recv() => match event {
-                Ok(Outbound { audience, id, frame })
-                    if audience.includes(style) && (id == 0 || id > membership.seen_through) =>
-                {
-                    frame
-                }
-                Ok(_) => continue,
+                Ok(event) => match membership.wanted(event) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
                 Err(RecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
             },
+            () = &mut keepalive => {
+                if awaiting_pong {
+                    return Disconnect::Unresponsive { after: settings.ping_timeout };
+                }
+                awaiting_pong = true;
+                keepalive.as_mut().reset(tokio::time::Instant::now() + settings.ping_timeout);
+                let ping = sink.send(Message::Ping(Default::default()));
+                match tokio::time::timeout(settings.stall_timeout, ping).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+                    Err(_) => return Disconnect::Stalled { after: settings.stall_timeout },
+                }
+            }
         };
-        let batch = write_batch(&mut sink, first, &mut membership, style);
-        match tokio::time::timeout(stall_timeout, batch).await {
+        let batch = write_batch(&mut sink, first, &mut membership);
+        match tokio::time::timeout(settings.stall_timeout, batch).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(missed))) => return too_slow(&mut sink, missed).await,
             Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
@@ -287,11 +393,38 @@ where
                 )
                 .await;
                 return Disconnect::Stalled {
-                    after: stall_timeout,
+                    after: settings.stall_timeout,
                 };
             }
         }
     }
+}
+
+/// The server is going: everything already in the ring for this client
+/// goes out, then 1001. Bounded by the server's shutdown deadline, which
+/// aborts a writer still stuck on a client that does not read.
+async fn say_goodbye<S>(sink: &mut S, membership: &mut Membership) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    loop {
+        match membership.events.try_recv() {
+            Ok(event) => {
+                if let Some(frame) = membership.wanted(event)
+                    && sink.feed(Message::Text(frame)).await.is_err()
+                {
+                    return Disconnect::ServerShutdown;
+                }
+            }
+            // Too far behind to catch up here; it resumes from storage.
+            Err(TryRecvError::Lagged(_)) => break,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    let _ = sink
+        .send(close(close_code::GOING_AWAY, "Server is shutting down"))
+        .await;
+    Disconnect::ServerShutdown
 }
 
 /// Writes `first` and whatever else is already waiting (up to
@@ -301,7 +434,6 @@ async fn write_batch<S>(
     sink: &mut S,
     first: Frame,
     membership: &mut Membership,
-    style: super::room::PresenceStyle,
 ) -> Result<Option<u64>, axum::Error>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -309,12 +441,10 @@ where
     sink.feed(Message::Text(first)).await?;
     for _ in 1..WRITE_BATCH {
         let frame = match membership.events.try_recv() {
-            Ok(Outbound {
-                audience,
-                id,
-                frame,
-            }) if audience.includes(style) && (id == 0 || id > membership.seen_through) => frame,
-            Ok(_) => continue,
+            Ok(event) => match membership.wanted(event) {
+                Some(frame) => frame,
+                None => continue,
+            },
             Err(TryRecvError::Lagged(missed)) => return Ok(Some(missed)),
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         };
