@@ -46,6 +46,12 @@ const MAX_CLOSE_REASON: usize = 123;
 /// How long a close frame to a client that reads slowly may take to go out
 /// before the connection is simply dropped.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long the 1013 for a client that fell behind may wait to go out. Its
+/// socket is full when it is dropped, so the close frame can only follow
+/// the backlog; a tab that wakes up within this reads what was buffered,
+/// then the 1013, and resumes from storage. Meanwhile it has left the
+/// room and holds only its socket's buffers.
+const SLOW_GOODBYE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the writer gets to say goodbye once the reader has finished.
 const WRITER_GRACE: Duration = Duration::from_secs(1);
 /// A client's `typing` events are passed on at most this often; Banter's
@@ -363,7 +369,9 @@ where
                     Some(frame) => frame,
                     None => continue,
                 },
-                Err(RecvError::Lagged(missed)) => return too_slow(&mut sink, missed).await,
+                Err(RecvError::Lagged(missed)) => {
+                    return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+                }
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
             },
             () = &mut keepalive => {
@@ -383,18 +391,13 @@ where
         let batch = write_batch(&mut sink, first, &mut membership);
         match tokio::time::timeout(settings.stall_timeout, batch).await {
             Ok(Ok(None)) => {}
-            Ok(Ok(Some(missed))) => return too_slow(&mut sink, missed).await,
+            Ok(Ok(Some(missed))) => {
+                return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+            }
             Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
             Err(_) => {
-                let reason = "Stopped reading; reconnect to continue";
-                let _ = tokio::time::timeout(
-                    GOODBYE_TIMEOUT,
-                    sink.send(close(close_code::TRY_AGAIN_LATER, reason)),
-                )
-                .await;
-                return Disconnect::Stalled {
-                    after: settings.stall_timeout,
-                };
+                let after = settings.stall_timeout;
+                return too_slow(&mut sink, membership, Disconnect::Stalled { after }).await;
             }
         }
     }
@@ -454,16 +457,19 @@ where
     Ok(None)
 }
 
-/// The client missed events it can never get back from the ring: say so
-/// with 1013 so it reconnects, rather than letting it show a gapped chat.
-async fn too_slow<S>(sink: &mut S, missed: u64) -> Disconnect
+/// The client fell behind: the ring lapped it (it missed events it can
+/// never get back from there), or its socket took nothing for the stall
+/// timeout. It leaves the room at once; the 1013 then waits behind its
+/// backlog, so it reconnects and resumes rather than showing a gapped chat.
+async fn too_slow<S>(sink: &mut S, membership: Membership, why: Disconnect) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
+    drop(membership);
     let reason = "Too slow: fell behind the chat; reconnect to continue";
     let goodbye = sink.send(close(close_code::TRY_AGAIN_LATER, reason));
-    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
-    Disconnect::TooSlow { missed }
+    let _ = tokio::time::timeout(SLOW_GOODBYE_TIMEOUT, goodbye).await;
+    why
 }
 
 /// A close frame. RFC 6455 allows 123 bytes of reason; a longer one (a long
