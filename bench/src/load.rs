@@ -113,32 +113,51 @@ pub async fn busy_poll(stats: Shared) {
 
 /// Connects as `name` and waits for the join snapshot.
 pub async fn join(plan: &Plan, name: &str, stats: &Shared) -> Option<Client> {
-    let path = format!("{}{}", plan.path_prefix, name);
-    let mut client = match Client::connect(&plan.addr, &path).await {
-        Ok(client) => client,
+    match open(plan, name).await {
+        Ok(client) => {
+            stats.borrow_mut().joined += 1;
+            Some(client)
+        }
         Err(_) => {
             stats.borrow_mut().connect_errors += 1;
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Why a connection did not get as far as its join snapshot.
+#[derive(Debug)]
+pub enum JoinFailure {
+    /// TCP connect or the upgrade failed (see [`wsclient::UpgradeRefused`]).
+    Connect(std::io::Error),
+    /// The server upgraded, then closed instead of sending the snapshot.
+    Closed(Option<u16>, String),
+    /// The connection ended or failed before the first frame.
+    Lost,
+}
+
+/// Connects as `name`, without counting it, and waits for the first frame
+/// (the join snapshot).
+pub async fn open(plan: &Plan, name: &str) -> Result<Client, JoinFailure> {
+    let path = format!("{}{}", plan.path_prefix, name);
+    let mut client = Client::connect(&plan.addr, &path)
+        .await
+        .map_err(JoinFailure::Connect)?;
     loop {
         if let Some(frame) = client.next_frame() {
             if frame.opcode == OP_CLOSE {
-                stats.borrow_mut().connect_errors += 1;
-                return None;
+                return Err(JoinFailure::Closed(
+                    wsclient::close_code(frame.payload),
+                    wsclient::close_reason(frame.payload),
+                ));
             }
-            break;
+            return Ok(client);
         }
         match client.fill().await {
             Ok(true) => {}
-            _ => {
-                stats.borrow_mut().connect_errors += 1;
-                return None;
-            }
+            _ => return Err(JoinFailure::Lost),
         }
     }
-    stats.borrow_mut().joined += 1;
-    Some(client)
 }
 
 /// Reads until every expected message arrived, the server closed the
