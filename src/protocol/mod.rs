@@ -110,8 +110,9 @@ pub enum ServerEvent {
     },
     /// Someone in the room is typing (shown for a few seconds).
     Typing { username: Arc<str> },
-    /// Everyone in the room, sorted. Sent to a client when it joins, and to
-    /// tutorial-style clients at most once per presence interval after that.
+    /// Everyone in the room, sorted regardless of case. Sent to a client
+    /// when it joins, and to tutorial-style clients at most once per
+    /// presence interval after that.
     UpdateUsers { usernames: Vec<Arc<str>> },
     /// These users joined (delta clients only), in the order they joined.
     UserJoined { usernames: Vec<Arc<str>> },
