@@ -4,6 +4,7 @@
 mod backpressure;
 mod history;
 mod http;
+mod input;
 mod names;
 mod shutdown;
 mod support;
