@@ -123,9 +123,13 @@ pub enum ServerEvent {
 }
 
 impl ServerEvent {
-    /// Parses one frame from the server: the same result as
-    /// `serde_json::from_str::<ServerEvent>` (the tests check every event
-    /// both ways), decoded through one flat struct.
+    /// Parses one frame from the server: the same event as
+    /// `serde_json::from_str::<ServerEvent>` for every frame the server
+    /// sends (the tests check every event both ways), decoded through one
+    /// flat struct. On other input it may refuse more (it reads every field
+    /// it knows, used or not); it accepts more only in one case, an
+    /// unknown field nested past serde_json's depth limit, which it skips
+    /// without descending (see `tests/fuzz.rs`).
     ///
     /// Why not the derive: serde decodes an internally tagged enum by first
     /// buffering the object into its generic `Content` tree and then
