@@ -26,6 +26,9 @@ use crate::{
     wsclient::{self, Client, OP_CLOSE, OP_TEXT, UpgradeRefused},
 };
 
+/// Every flooder message starts with this (then `<id>|`).
+pub const MARKER: &[u8] = b"\"message\":\"flood|";
+
 /// Frames per write: a few KB, so one syscall carries many frames.
 const BATCH_FRAMES: usize = 64;
 /// After a write fails (the server has closed), how long to go on reading
@@ -40,6 +43,11 @@ pub struct FloodReport {
     pub connections: u64,
     /// `connections` less one per flooder.
     pub reconnects: u64,
+    /// Flooder messages each listener received, on average: what the
+    /// server accepted from the flooders and broadcast. The flooders' own
+    /// count (`accepted`) misses the echoes that were still on their way
+    /// when the server closed them.
+    pub delivered_per_listener: f64,
     /// Attempts that got no snapshot, by cause: `http 429`, `close 1008
     /// <reason>`, `connect <error kind>`, `lost`.
     pub join_failures: BTreeMap<String, u64>,
@@ -47,7 +55,8 @@ pub struct FloodReport {
     /// read of a socket are never seen by it, so this is an upper bound on
     /// what reached the server.
     pub frames_written: u64,
-    /// The flooders' own messages broadcast back to them: frames accepted.
+    /// The flooders' own messages broadcast back to them before they were
+    /// closed: frames accepted (a lower bound; see `delivered_per_listener`).
     pub accepted: u64,
     /// "Slow down" error events: frames refused.
     pub refused: u64,
@@ -164,13 +173,14 @@ struct Batch {
 
 impl Batch {
     fn new(id: usize) -> Batch {
-        let text = format!("flood|{id}|");
-        let json = format!("{{\"event\":\"send-message\",\"message\":\"{text}\"}}");
-        let frame = wsclient::encode(OP_TEXT, json.as_bytes());
+        let mut own = MARKER.to_vec();
+        own.extend_from_slice(format!("{id}|").as_bytes());
+        let json = [&b"{\"event\":\"send-message\","[..], &own, b"\"}"].concat();
+        let frame = wsclient::encode(OP_TEXT, &json);
         Batch {
             bytes: frame.repeat(BATCH_FRAMES),
             frame_len: frame.len() as u64,
-            own: format!("\"message\":\"{text}").into_bytes(),
+            own,
         }
     }
 

@@ -13,7 +13,10 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::{sync::watch, time::Instant as TokioInstant};
 
-use crate::wsclient::{self, Client, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::{
+    flood,
+    wsclient::{self, Client, OP_CLOSE, OP_PING, OP_TEXT},
+};
 
 /// Every benchmark message starts with this, so presence and other events
 /// are told apart from ours with one substring search.
@@ -58,6 +61,9 @@ pub struct Stats {
     pub dropped: Vec<Option<u16>>,
     /// Messages senders sent.
     pub sent: u64,
+    /// Flooders' messages received by listeners: what the server accepted
+    /// from them and broadcast.
+    pub flood_received: u64,
     pub first_send: Option<Instant>,
     pub last_receipt: Option<Instant>,
     /// Time [`busy_poll`] found nothing to do.
@@ -73,6 +79,7 @@ impl Stats {
             connect_errors: 0,
             dropped: Vec::new(),
             sent: 0,
+            flood_received: 0,
             first_send: None,
             last_receipt: None,
             idle: Duration::ZERO,
@@ -177,6 +184,8 @@ pub async fn listen(mut client: Client, plan: Rc<Plan>, stats: Shared, deadline:
                         s.received += 1;
                         s.last_receipt = Some(Instant::now());
                         got += 1;
+                    } else if memchr::memmem::find(frame.payload, flood::MARKER).is_some() {
+                        stats.borrow_mut().flood_received += 1;
                     }
                 }
                 OP_CLOSE => {

@@ -297,6 +297,7 @@ async fn run(args: &Args) -> Result<Report, String> {
     let flood = (args.flooders > 0).then(|| {
         let mut report = flood_report.borrow().clone();
         report.reconnects = report.connections.saturating_sub(args.flooders as u64);
+        report.delivered_per_listener = s.flood_received as f64 / args.listeners.max(1) as f64;
         report
     });
     Ok(Report {
@@ -397,12 +398,13 @@ fn print_line(r: &Report) {
     );
     if let Some(f) = &r.flood {
         println!(
-            "        flooders={} connections={} frames_written={} accepted={} refused={} \
-             ends={:?} join_failures={:?}",
+            "        flooders={} connections={} frames_written={} accepted={} delivered/listener={:.0} \
+             refused={} ends={:?} join_failures={:?}",
             r.flooders,
             f.connections,
             f.frames_written,
             f.accepted,
+            f.delivered_per_listener,
             f.refused,
             f.ends,
             f.join_failures,
