@@ -234,6 +234,10 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The client fell too far behind and should reconnect.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+
+    /// Longest reason a close frame can carry: RFC 6455 allows 125 bytes of
+    /// payload, less the two of the code.
+    pub const MAX_REASON_BYTES: usize = 123;
 }
 
 #[cfg(test)]

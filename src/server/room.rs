@@ -144,10 +144,6 @@ pub struct NameTaken(pub String);
 
 impl std::error::Error for NameTaken {}
 
-/// Longest reason a close frame can carry (RFC 6455: 125 bytes less the
-/// code); the connection cuts anything longer, mid-sentence.
-const MAX_CLOSE_REASON: usize = 123;
-
 impl fmt::Display for NameTaken {
     /// The sentence goes out as a close reason, which the join screen
     /// shows; a long non-ASCII name (32 emoji are 128 bytes) is shortened
@@ -155,7 +151,8 @@ impl fmt::Display for NameTaken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const WORDS: usize = "Username  is already taken".len();
         let mut name = self.0.as_str();
-        let budget = MAX_CLOSE_REASON - WORDS;
+        // The connection would cut anything longer mid-sentence.
+        let budget = crate::protocol::close_code::MAX_REASON_BYTES - WORDS;
         if name.len() > budget {
             let mut end = budget - '…'.len_utf8();
             while !name.is_char_boundary(end) {
@@ -485,13 +482,19 @@ mod tests {
         assert_eq!(short, "Username alice is already taken");
         for long in ["😀".repeat(32), "é".repeat(60), "x".repeat(100)] {
             let reason = NameTaken(long.clone()).to_string();
-            assert!(reason.len() <= MAX_CLOSE_REASON, "{} bytes", reason.len());
+            assert!(
+                reason.len() <= crate::protocol::close_code::MAX_REASON_BYTES,
+                "{} bytes",
+                reason.len()
+            );
             assert!(reason.ends_with("… is already taken"), "{reason}");
             let shown = &reason["Username ".len()..reason.len() - "… is already taken".len()];
             assert!(long.starts_with(shown));
         }
         // The longest name that fits is kept whole.
-        let fits = "x".repeat(MAX_CLOSE_REASON - "Username  is already taken".len());
+        let fits = "x".repeat(
+            crate::protocol::close_code::MAX_REASON_BYTES - "Username  is already taken".len(),
+        );
         assert_eq!(
             NameTaken(fits.clone()).to_string(),
             format!("Username {fits} is already taken")
