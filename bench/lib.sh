@@ -54,21 +54,26 @@ trap stop_server EXIT
 UNLIMITED=(--max-connections 100000 --max-connections-per-ip 100000
   --handshake-rate 1000000 --handshake-burst 1000000)
 UNTHROTTLED=(--message-rate 1000000 --message-burst 1000000)
-# start_server banter|banter-store|banter-nostore|banter-limited|deno|node
+# start_server banter|banter-store|banter-nostore|banter-limited|deno|node [FLAGS...]
 #   banter-limited: per-address limits lifted, the per-socket message limit
-#   at its defaults (10/s, burst 20). Anything after the name is passed to
-#   a banter server as extra flags.
+#   at its defaults (10/s, burst 20). FLAGS go to a banter server and take
+#   the place of the same flags in UNLIMITED/UNTHROTTLED.
 start_server() {
   local kind=$1
   shift
+  local flags=("${UNLIMITED[@]}")
+  [ "$kind" != banter-limited ] && flags+=("${UNTHROTTLED[@]}")
+  local banter_flags=() i
+  for ((i = 0; i < ${#flags[@]}; i += 2)); do
+    [[ " $* " == *" ${flags[i]} "* ]] || banter_flags+=("${flags[i]}" "${flags[i + 1]}")
+  done
+  banter_flags+=("$@")
   case "$kind" in
     banter|banter-store|banter-limited)
       # A fresh SQLite file per run: every run starts from the same state.
       rm -rf "$OUT/data"
-      local throttle=("${UNTHROTTLED[@]}")
-      [ "$kind" = banter-limited ] && throttle=()
-      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${UNLIMITED[@]}" ${throttle[@]+"${throttle[@]}"} "$@" --log warn >/dev/null 2>&1 & ;;
-    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off "${UNLIMITED[@]}" "${UNTHROTTLED[@]}" "$@" --log warn >/dev/null 2>&1 & ;;
+      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${banter_flags[@]}" --log warn >/dev/null 2>&1 & ;;
+    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off "${banter_flags[@]}" --log warn >/dev/null 2>&1 & ;;
     deno) taskset -c 0 "$DENO" run --allow-net bench/baselines/deno_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     node) taskset -c 0 node bench/baselines/node_chat.mjs "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     *) echo "start_server: unknown server $kind" >&2; return 1 ;;
@@ -82,9 +87,10 @@ start_server() {
   return 1
 }
 
-# bench SERVER [--server-args "FLAGS..." --] BENCH-ARGS...
-#   One run: start SERVER, run banter-bench against it (results appended to
-#   $RESULTS), stop SERVER.
+# [LABEL=NAME] bench SERVER [--server-args "FLAGS..." --] BENCH-ARGS...
+#   One run: start SERVER (with FLAGS, see start_server), run banter-bench
+#   against it (results appended to $RESULTS, labelled NAME or SERVER),
+#   stop SERVER.
 bench() {
   local server=$1
   shift
@@ -95,7 +101,7 @@ bench() {
     [ "${1:-}" = -- ] && shift
   fi
   start_server "$server" ${server_args[@]+"${server_args[@]}"}
-  taskset -c 1 "$BENCH" --label "$server" --url "ws://127.0.0.1:$PORT/start_web_socket" \
+  taskset -c 1 "$BENCH" --label "${LABEL:-$server}" --url "ws://127.0.0.1:$PORT/start_web_socket" \
     --server-pid "$SERVER_PID" --results "$RESULTS" --connect-timeout 25 --timeout 60 "$@" || true
   stop_server
 }

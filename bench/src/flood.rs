@@ -72,9 +72,12 @@ pub struct FloodReport {
 pub type SharedReport = Rc<RefCell<FloodReport>>;
 
 /// Floods as `flood{id}` until `stop` turns true (or its sender is gone).
+/// `frames_per_connection`: stop writing on a connection after that many
+/// frames (reading on until the server closes it); `None` for no limit.
 pub async fn flood(
     id: usize,
     plan: Rc<Plan>,
+    frames_per_connection: Option<u64>,
     report: SharedReport,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -102,19 +105,26 @@ pub async fn flood(
         let end = tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => return,
-            end = flood_connection(&mut client, &batch, &report) => end,
+            end = flood_connection(&mut client, &batch, frames_per_connection, &report) => end,
         };
         count(&mut report.borrow_mut().ends, end);
     }
 }
 
 /// Floods one joined connection until it ends; returns how it ended.
-async fn flood_connection(client: &mut Client, batch: &Batch, report: &SharedReport) -> String {
-    let mut offset = 0;
+async fn flood_connection(
+    client: &mut Client,
+    batch: &Batch,
+    frames: Option<u64>,
+    report: &SharedReport,
+) -> String {
+    let budget = frames.map_or(u64::MAX, |frames| frames.saturating_mul(batch.frame_len));
+    let mut offset = 0usize;
     let mut written = 0u64;
     let mut drain_until: Option<TokioInstant> = None;
     loop {
         let draining = drain_until.is_some();
+        let writing = !draining && written < budget;
         tokio::select! {
             ready = client.stream.readable() => {
                 if let Err(err) = ready {
@@ -141,8 +151,9 @@ async fn flood_connection(client: &mut Client, batch: &Batch, report: &SharedRep
                     }
                 }
             }
-            ready = client.stream.writable(), if !draining => {
-                let wrote = ready.and_then(|()| client.stream.try_write(&batch.bytes[offset..]));
+            ready = client.stream.writable(), if writing => {
+                let end = batch.bytes.len().min(offset.saturating_add((budget - written) as usize));
+                let wrote = ready.and_then(|()| client.stream.try_write(&batch.bytes[offset..end]));
                 match wrote {
                     Ok(n) => {
                         let frames_before = written / batch.frame_len;
@@ -271,11 +282,9 @@ mod tests {
         frame
     }
 
-    /// Against a toy server that lets two frames through and then closes
-    /// every connection with 1008, the flooder keeps reconnecting and
-    /// counts what it was told.
-    #[test]
-    fn reconnects_after_each_close_and_counts_the_replies() {
+    /// Floods a toy server that lets two frames through and then closes
+    /// every connection with 1008, until the flooder has connected 4 times.
+    fn flood_a_toy_server(frames_per_connection: Option<u64>) -> FloodReport {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -328,26 +337,58 @@ mod tests {
             });
             let report = SharedReport::default();
             let (stop, stop_rx) = watch::channel(false);
-            let flooder = tokio::task::spawn_local(flood(0, plan, Rc::clone(&report), stop_rx));
+            let flooder = tokio::task::spawn_local(flood(
+                0,
+                plan,
+                frames_per_connection,
+                Rc::clone(&report),
+                stop_rx,
+            ));
             let deadline = Instant::now() + Duration::from_secs(10);
             while report.borrow().connections < 4 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             stop.send(true).unwrap();
             flooder.await.unwrap();
+            report.borrow().clone()
+        })
+    }
 
-            let report = report.borrow();
-            assert!(report.connections >= 4, "{report:?}");
-            let closes = report.ends.get("1008").copied().unwrap_or(0);
-            assert!(closes >= 3, "{report:?}");
-            assert_eq!(
-                report.close_reasons.get("1008 Sending too fast: slow down"),
-                Some(&closes)
-            );
-            assert_eq!(report.accepted, 2 * closes, "{report:?}");
-            assert_eq!(report.refused, closes, "{report:?}");
-            assert!(report.frames_written >= closes, "{report:?}");
-            assert!(report.join_failures.is_empty(), "{report:?}");
-        });
+    /// The flooder keeps reconnecting and counts what it was told.
+    #[test]
+    fn reconnects_after_each_close_and_counts_the_replies() {
+        let report = flood_a_toy_server(None);
+        assert!(report.connections >= 4, "{report:?}");
+        let closes = report.ends.get("1008").copied().unwrap_or(0);
+        assert!(closes >= 3, "{report:?}");
+        assert_eq!(
+            report.close_reasons.get("1008 Sending too fast: slow down"),
+            Some(&closes)
+        );
+        // The connection open when the flooder was stopped may have had
+        // its replies but not yet its close.
+        assert!(
+            (2 * closes..=2 * closes + 2).contains(&report.accepted),
+            "{report:?}"
+        );
+        assert!(
+            (closes..=closes + 1).contains(&report.refused),
+            "{report:?}"
+        );
+        assert!(report.frames_written >= closes, "{report:?}");
+        assert!(report.join_failures.is_empty(), "{report:?}");
+    }
+
+    /// With a cap, each connection gets exactly that many frames.
+    #[test]
+    fn writes_at_most_the_frames_asked_for_per_connection() {
+        let report = flood_a_toy_server(Some(3));
+        assert!(report.connections >= 4, "{report:?}");
+        // The last connection may still have been writing when stopped.
+        let full = report.connections - 1;
+        assert!(
+            (3 * full..=3 * report.connections).contains(&report.frames_written),
+            "{report:?}"
+        );
     }
 }

@@ -79,6 +79,12 @@ struct Args {
     /// the server closes them. Not counted in the measured figures.
     #[arg(long, default_value_t = 0)]
     flooders: usize,
+    /// A flooder stops writing on a connection after this many frames and
+    /// only reads until the server closes it. For telling the server's cost
+    /// of a flood from the generator's cost of writing frames the server
+    /// never reads (it closes a flooder after 2 × burst + 1 frames).
+    #[arg(long)]
+    flood_frames: Option<u64>,
     /// The server's PID, for RSS and CPU figures.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -260,7 +266,13 @@ async fn run(args: &Args) -> Result<Report, String> {
         let flooders: Vec<_> = (0..args.flooders)
             .map(|id| {
                 let (plan, report) = (Rc::clone(&plan), Rc::clone(&flood_report));
-                tokio::task::spawn_local(flood::flood(id, plan, report, stop_rx.clone()))
+                tokio::task::spawn_local(flood::flood(
+                    id,
+                    plan,
+                    args.flood_frames,
+                    report,
+                    stop_rx.clone(),
+                ))
             })
             .collect();
         for task in tasks {
