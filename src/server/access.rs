@@ -50,6 +50,8 @@ pub enum Refusal {
     WrongToken,
     #[error("Too many connection attempts from your address; wait a moment")]
     HandshakeRate { retry_after_secs: u64 },
+    #[error("Too many messages came from your address; try again in {retry_after_secs} s")]
+    CoolingDown { retry_after_secs: u64 },
     #[error("Too many connections from your address")]
     TooManyFromAddress,
     #[error("The server is full; try again later")]
@@ -61,9 +63,9 @@ impl Refusal {
         match self {
             Refusal::ForeignOrigin(_) | Refusal::WrongToken => StatusCode::FORBIDDEN,
             Refusal::MissingToken => StatusCode::UNAUTHORIZED,
-            Refusal::HandshakeRate { .. } | Refusal::TooManyFromAddress => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Refusal::HandshakeRate { .. }
+            | Refusal::CoolingDown { .. }
+            | Refusal::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
             Refusal::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -78,7 +80,8 @@ impl IntoResponse for Refusal {
             Refusal::MissingToken => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Refusal::HandshakeRate { retry_after_secs } => {
+            Refusal::HandshakeRate { retry_after_secs }
+            | Refusal::CoolingDown { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Refusal::TooManyFromAddress | Refusal::ServerFull => {

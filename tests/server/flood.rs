@@ -36,8 +36,9 @@ async fn a_client_that_keeps_flooding_is_closed_with_1008_and_others_lose_nothin
     // The defaults: 10 a second, burst 20.
     let server = Server::start().await;
     let mut alice = server.join("alice").await;
+    let mut bob = server.join("bob").await;
     let mut flooder = server.join("flooder").await;
-    expect_users(&mut alice, &["alice", "flooder"]).await;
+    expect_users(&mut alice, &["alice", "bob", "flooder"]).await;
     let flood = serde_json::json!({"event": "send-message", "message": "spam"}).to_string();
     let mut sent = 0;
     // Pipelined, without reading: as fast as the socket takes them.
@@ -74,7 +75,7 @@ async fn a_client_that_keeps_flooding_is_closed_with_1008_and_others_lose_nothin
             Frame::Event(e) if e["event"] == "send-message" => spam += 1,
             Frame::Event(e)
                 if e["event"] == "update-users"
-                    && e["usernames"] == serde_json::json!(["alice"]) =>
+                    && e["usernames"] == serde_json::json!(["alice", "bob"]) =>
             {
                 break;
             }
@@ -84,7 +85,18 @@ async fn a_client_that_keeps_flooding_is_closed_with_1008_and_others_lose_nothin
     }
     // The burst of 20 (and any refill: 10 a second) reached alice, whole.
     assert!((20..=25).contains(&spam), "{spam} messages reached alice");
-    let mut bob = server.join("bob").await;
     say(&mut alice, "quiet again").await;
     expect_event(&mut bob, "send-message", |e| e["message"] == "quiet again").await;
+
+    // Reconnecting does not buy the flooder a fresh burst: its address is
+    // refused for the cool-down (all of this test's clients share it).
+    let (status, body) = server
+        .try_connect("username=flooder2", &[])
+        .await
+        .expect_err("refused during the cool-down");
+    assert_eq!(status, 429);
+    assert!(
+        body.starts_with("Too many messages came from your address"),
+        "{body}"
+    );
 }

@@ -204,6 +204,18 @@ pub(super) struct Cli {
     )]
     pub(super) message_burst: u32,
 
+    /// After a socket is closed for flooding, its IP address is refused new
+    /// sockets for this long (milliseconds; 0: not at all), so reconnecting
+    /// does not buy a flooder a fresh burst.
+    #[arg(
+        long,
+        env = "BANTER_FLOOD_COOLDOWN_MS",
+        value_name = "MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
+    pub(super) flood_cooldown_ms: u64,
+
     /// How often the server pings each client (milliseconds).
     #[arg(
         long,

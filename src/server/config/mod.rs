@@ -89,6 +89,9 @@ pub struct Limits {
     pub handshake_rate: u32,
     pub handshake_burst: u32,
     pub handshake_timeout: Duration,
+    /// How long an address is refused after one of its sockets was closed
+    /// for flooding (zero: not at all).
+    pub flood_cooldown: Duration,
 }
 
 /// What each socket is held to. See `--message-*` and `--ping-*`.
@@ -209,6 +212,7 @@ impl From<Cli> for Config {
                 handshake_rate: cli.handshake_rate,
                 handshake_burst: cli.handshake_burst,
                 handshake_timeout: Duration::from_millis(cli.handshake_timeout_ms),
+                flood_cooldown: Duration::from_millis(cli.flood_cooldown_ms),
             },
             socket: SocketSettings {
                 stall_timeout,

@@ -44,11 +44,22 @@ const WRITER_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 enum Disconnect {
     ClientClosed(Option<u16>),
-    BadInput { code: u16, reason: &'static str },
+    BadInput {
+        code: u16,
+        reason: &'static str,
+    },
+    /// Closed with 1008 for going on sending over the flood limit.
+    Flooding,
     ConnectionLost(String),
-    TooSlow { missed: u64 },
-    Stalled { after: Duration },
-    Unresponsive { after: Duration },
+    TooSlow {
+        missed: u64,
+    },
+    Stalled {
+        after: Duration,
+    },
+    Unresponsive {
+        after: Duration,
+    },
     ServerShutdown,
 }
 
@@ -60,6 +71,7 @@ impl fmt::Display for Disconnect {
             Disconnect::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
             Disconnect::BadInput { code, reason } => write!(f, "closed with {code}: {reason}"),
+            Disconnect::Flooding => write!(f, "closed with 1008 for flooding"),
             Disconnect::Stalled { after } => {
                 write!(f, "stopped reading: nothing written for {after:?}")
             }
@@ -79,7 +91,7 @@ pub struct Signals {
     pub goodbye: CancellationToken,
 }
 
-/// Runs a freshly upgraded socket until either side ends it. `_ticket`
+/// Runs a freshly upgraded socket until either side ends it. `ticket`
 /// holds the socket's place in the connection limits until then.
 pub async fn run(
     socket: WebSocket,
@@ -87,7 +99,7 @@ pub async fn run(
     hub: Arc<Hub>,
     signals: Signals,
     settings: SocketSettings,
-    _ticket: Ticket,
+    ticket: Ticket,
 ) {
     let (mut sink, stream) = socket.split();
     let style = request.style;
@@ -128,6 +140,7 @@ pub async fn run(
             match reason {
                 // The writer has a close frame queued and ends once it is sent.
                 Disconnect::BadInput { .. } => {}
+                Disconnect::Flooding => ticket.flooded(),
                 // The writer waits for `goodbye` (the server's own deadline
                 // bounds that wait).
                 Disconnect::ServerShutdown => {

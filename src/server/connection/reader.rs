@@ -70,7 +70,7 @@ where
                     let (code, reason) = (close_code::POLICY, "Sending too fast: slow down");
                     debug!(user = %name, "closing a flooding client");
                     let _ = replies.send(Reply::Close { code, reason }).await;
-                    return Disconnect::BadInput { code, reason };
+                    return Disconnect::Flooding;
                 }
             }
         }
