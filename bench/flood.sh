@@ -41,6 +41,8 @@ RESULTS="bench/results/flood-$STAMP.jsonl"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 build
+# The server is a moving target (others commit to it): say which one ran.
+SERVER_REV=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock Leptos.toml || echo "+uncommitted changes")
 
 for round in $(seq 1 "$ROUNDS"); do
   say "round $round of $ROUNDS: baseline"
@@ -57,4 +59,4 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 say "summary (also in bench/RESULTS.md, raw data in $RESULTS)"
-python3 bench/flood_report.py "$RESULTS" bench/RESULTS.md
+python3 bench/flood_report.py "$RESULTS" bench/RESULTS.md "$SERVER_REV"

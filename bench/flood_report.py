@@ -4,7 +4,7 @@ median p99 without, at most 2), and what the flooder achieved. Prints the
 summary and writes it as the "## Flooding" section of RESULTS.md (replacing
 that section, keeping the rest of the file).
 
-    python3 bench/flood_report.py FLOOD.jsonl RESULTS.md
+    python3 bench/flood_report.py FLOOD.jsonl RESULTS.md [SERVER-REVISION]
 
 Exits 1 if the ratio is above 2 (or could not be computed).
 """
@@ -17,6 +17,7 @@ LIMIT = 2.0
 HEADING = "## Flooding"
 
 results_path, markdown_path = sys.argv[1:3]
+server_rev = sys.argv[3] if len(sys.argv) > 3 else None
 rows = [json.loads(line) for line in open(results_path) if line.strip()]
 baseline = [r for r in rows if r.get("flooders", 0) == 0]
 # bench/flood.sh --diagnose adds flood runs under other labels.
@@ -47,7 +48,9 @@ first = rows[0] if rows else {}
 lines = [
     HEADING,
     "",
-    f"Raw data: `{results_path}`. Produced by `bench/flood.sh`: Banter with the per-address",
+    f"Raw data: `{results_path}`. Produced by `bench/flood.sh`: Banter"
+    + (f" (at {server_rev})" if server_rev else "")
+    + " with the per-address",
     "limits lifted (every client comes from 127.0.0.1) and the per-socket message limit at its",
     f"defaults (10/s, burst 20); C = {first.get('listeners', '–')} listeners and "
     f"S = {first.get('senders', '–')} senders at {first.get('mode', '–')} in total "
@@ -56,11 +59,13 @@ lines = [
     "them, reads what comes back and reconnects as soon as it is closed. Runs alternate,",
     "baseline first. Latency is the measured clients' only. *Accepted*: flooder messages each",
     "listener received (what the server took from the flooder and broadcast); *other ends*: the",
-    "flooder's connection ended without a close frame reaching it.",
+    "flooder's connection ended without a close frame reaching it; *others' CPU*: user CPU of",
+    "every other process on this shared machine during the run (a build running alongside makes",
+    "the run doubtful; – where not recorded).",
     "",
-    "| run | kind | p50 ms | p99 ms | p99.9 ms | max ms | lost | dropped | server CPU | generator busy "
+    "| run | kind | p50 ms | p99 ms | p99.9 ms | max ms | lost | dropped | server CPU | generator busy | others' CPU "
     "| flood connections | accepted | refused | 1008 closes | other ends | frames written |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for i, r in enumerate(rows, 1):
     f = r.get("flood")
@@ -76,7 +81,8 @@ for i, r in enumerate(rows, 1):
     lines.append(
         f"| {i} | {kind} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
         f"| {fmt(r['p999_ms'], 2)} | {fmt(r['max_ms'], 1)} | {r['lost']:,} | {r['dropped_listeners']:,} "
-        f"| {fmt(r['server_cpu_pct'], 0, '%')} | {fmt(r['generator_busy_pct'], 0, '%')} | {flood_cells} |"
+        f"| {fmt(r['server_cpu_pct'], 0, '%')} | {fmt(r['generator_busy_pct'], 0, '%')} "
+        f"| {fmt(r.get('others_user_cpu_pct'), 0, '%')} | {flood_cells} |"
     )
 
 base_p99, flood_p99 = med(baseline, "p99_ms"), med(flood, "p99_ms")

@@ -143,6 +143,10 @@ struct Report {
     /// Share of the message phase the generator spent working rather than
     /// spinning idle; near 100 means the result may be bound by it.
     generator_busy_pct: Option<f64>,
+    /// User CPU of everything else on the machine during the message
+    /// phase, in % of one CPU: another process busy on the server's or the
+    /// generator's CPU (a build, say) makes a run's figures doubtful.
+    others_user_cpu_pct: Option<f64>,
     message_phase_s: f64,
     /// What the flooders did; null without flooders.
     flood: Option<FloodReport>,
@@ -237,6 +241,14 @@ async fn run(args: &Args) -> Result<Report, String> {
     // --- the message phase ----------------------------------------------------
     let server_cpu_start = args.server_pid.and_then(procfs::cpu_time);
     let own_cpu_start = procfs::own_cpu_time();
+    let user_cpu = || -> Option<Duration> {
+        let ours = args
+            .server_pid
+            .map_or(Some(Duration::ZERO), procfs::user_time)?
+            + procfs::user_time(std::process::id())?;
+        procfs::machine_user_time()?.checked_sub(ours)
+    };
+    let others_cpu_start = user_cpu();
     let phase_start = Instant::now();
     let mut stalled_codes = Vec::new();
     let flood_report = flood::SharedReport::default();
@@ -294,6 +306,10 @@ async fn run(args: &Args) -> Result<Report, String> {
         _ => None,
     };
     let own_cpu = ran.then(|| pct(procfs::own_cpu_time().saturating_sub(own_cpu_start), phase));
+    let others_cpu = match (others_cpu_start, user_cpu()) {
+        (Some(start), Some(end)) if ran => Some(pct(end.saturating_sub(start), phase)),
+        _ => None,
+    };
 
     let s = stats.borrow();
     let expected = (args.listeners as u64) * plan.expected_per_listener();
@@ -350,6 +366,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         },
         server_cpu_pct: server_cpu,
         generator_cpu_pct: own_cpu,
+        others_user_cpu_pct: others_cpu,
         generator_busy_pct: (ran && !args.no_busy_poll)
             .then(|| 100.0 - pct(s.idle, phase))
             .or(own_cpu),
@@ -390,7 +407,7 @@ fn print_line(r: &Report) {
     };
     println!(
         "{:<7} C={:<6} S={:<3} {:<16} connect={}s frames/s={} p50={}ms p99={}ms p99.9={}ms max={}ms \
-         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_busy={}%",
+         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_busy={}% others_cpu={}%",
         r.label,
         r.listeners,
         r.senders,
@@ -407,6 +424,7 @@ fn print_line(r: &Report) {
         opt(r.rss_per_client_kib, 1),
         opt(r.server_cpu_pct, 0),
         opt(r.generator_busy_pct, 0),
+        opt(r.others_user_cpu_pct, 0),
     );
     if let Some(f) = &r.flood {
         println!(

@@ -15,15 +15,39 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 
 /// User + system CPU time consumed by `pid` so far.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let (user, system) = user_system_ticks(pid)?;
+    Some(ticks(user + system))
+}
+
+/// User CPU time consumed by `pid` so far.
+pub fn user_time(pid: u32) -> Option<Duration> {
+    Some(ticks(user_system_ticks(pid)?.0))
+}
+
+/// User CPU time (`user` + `nice`) of the whole machine so far, all CPUs.
+pub fn machine_user_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let mut fields = line.split_whitespace().skip(1);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let nice: u64 = fields.next()?.parse().ok()?;
+    Some(ticks(user + nice))
+}
+
+/// `utime` and `stime` of `pid`, in clock ticks.
+fn user_system_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the whole line.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
+}
+
+fn ticks(n: u64) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_millis(ticks * 1000 / hz))
+    Duration::from_millis(n * 1000 / hz)
 }
 
 /// This process's CPU time.
