@@ -28,7 +28,7 @@ pub fn RoomList(
     let error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
-            if let Ok(list) = fetch_rooms().await {
+            if let Some(list) = fetch_rooms().await {
                 rooms.try_set(list);
             }
         });
