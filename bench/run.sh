@@ -48,13 +48,19 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# Every load-generator client comes from 127.0.0.1 and many send as fast as
+# they can: lift the per-address and per-socket limits that protect a real
+# deployment (the flood benchmark keeps the message limit on).
+UNLIMITED=(--max-connections 100000 --max-connections-per-ip 100000
+  --handshake-rate 1000000 --handshake-burst 1000000)
+UNTHROTTLED=(--message-rate 1000000 --message-burst 1000000)
 start_server() { # start_server banter|banter-store|banter-nostore|deno|node
   case "$1" in
     banter|banter-store)
       # A fresh SQLite file per run: every run starts from the same state.
       rm -rf "$OUT/data"
-      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --log warn >/dev/null 2>&1 & ;;
-    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off --log warn >/dev/null 2>&1 & ;;
+      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${UNLIMITED[@]}" "${UNTHROTTLED[@]}" --log warn >/dev/null 2>&1 & ;;
+    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off "${UNLIMITED[@]}" "${UNTHROTTLED[@]}" --log warn >/dev/null 2>&1 & ;;
     deno) taskset -c 0 "$DENO" run --allow-net bench/baselines/deno_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     node) taskset -c 0 node bench/baselines/node_chat.mjs "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
   esac

@@ -33,6 +33,8 @@ pub enum Reply {
     /// Close with this code and reason, then stop: the client sent
     /// something that ends the conversation (too big, not UTF-8).
     Close { code: u16, reason: &'static str },
+    /// The client answered a ping: it is still there.
+    Pong,
 }
 
 /// Names per frame when a delta client is sent the user list on joining.
@@ -99,6 +101,10 @@ pub enum PublishError {
 pub struct Hub {
     rooms: Arc<Rooms>,
     store: Store,
+    /// Whether messages are still taken. Each publish holds a read lock
+    /// while it queues its message; shutdown takes the write lock, so it
+    /// knows every message being queued has been, and none comes after.
+    accepting: tokio::sync::RwLock<bool>,
 }
 
 impl Hub {
@@ -111,7 +117,11 @@ impl Hub {
     ) -> Result<Self, StoreError> {
         let rooms = Arc::new(Rooms::default());
         let store = Store::open(storage, sync, data_dir, Arc::clone(&rooms))?;
-        Ok(Hub { rooms, store })
+        Ok(Hub {
+            rooms,
+            store,
+            accepting: tokio::sync::RwLock::new(true),
+        })
     }
 
     /// How many users are connected, over all rooms.
@@ -219,6 +229,10 @@ impl Hub {
         {
             return Err(PublishError::ClientIdTooLong);
         }
+        let accepting = self.accepting.read().await;
+        if !*accepting {
+            return Err(PublishError::Closed);
+        }
         self.store
             .append(Append {
                 room: Arc::clone(room.name()),
@@ -259,8 +273,12 @@ impl Hub {
         self.rooms.flush_presence();
     }
 
-    /// Stores what is queued and stops storage; part of shutdown.
+    /// Shutdown, first half: takes no more messages, waits for those being
+    /// queued, then stores and delivers everything queued and stops
+    /// storage. When this returns every accepted message is on disk and in
+    /// its room's ring, ready for the writers' goodbyes.
     pub async fn close(&self) {
+        *self.accepting.write().await = false;
         self.store.close().await;
     }
 }
@@ -292,6 +310,17 @@ impl Membership {
 
     pub fn style(&self) -> PresenceStyle {
         self.style
+    }
+
+    /// The frame of a ring event if this client is to get it: meant for its
+    /// presence style, and not a message it was already sent from storage.
+    pub fn wanted(&self, event: Outbound) -> Option<Frame> {
+        let Outbound {
+            audience,
+            id,
+            frame,
+        } = event;
+        (audience.includes(self.style) && (id == 0 || id > self.seen_through)).then_some(frame)
     }
 }
 

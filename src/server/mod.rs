@@ -3,9 +3,13 @@
 //! # Layout
 //!
 //! - [`config`]: settings from `Leptos.toml`, `BANTER_*` variables and flags.
+//! - [`accept`]: the accept loop (header timeout, peer addresses).
 //! - [`site`]: Leptos options baked in from the build; the static bundle.
-//! - [`ws`]: the HTTP side of `/start_web_socket` (upgrade or 426).
+//! - [`access`]: the Origin check and access tokens.
+//! - [`admission`]: connection counts and handshake pacing.
+//! - [`ws`]: the HTTP side of `/start_web_socket` (checks, upgrade or 426).
 //! - [`connection`]: one socket's reader and writer tasks.
+//! - [`flood`]: the per-socket message rate limit.
 //! - [`hub`]: the interface connections use: join, publish, history.
 //! - [`room`]: one room's members, latest messages and broadcast ring.
 //! - [`storage`]: the group-commit pipeline and the SQLite file.
@@ -14,8 +18,12 @@
 //! - [`health`]: `GET /healthz`.
 //! - [`shutdown`]: the signal, and draining connections with 1001.
 
+pub mod accept;
+pub mod access;
+pub mod admission;
 pub mod config;
 pub mod connection;
+pub mod flood;
 pub mod health;
 pub mod hub;
 pub mod presence;
@@ -28,7 +36,7 @@ pub mod ws;
 
 use std::{process::ExitCode, sync::Arc};
 
-use axum::{Router, extract::FromRef, routing::get, serve::ListenerExt};
+use axum::{Router, extract::FromRef, routing::get};
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -50,12 +58,19 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Who is connected, and the broadcast ring.
     pub hub: Arc<Hub>,
-    /// Fired once, on shutdown; every connection listens for it.
+    /// Fired once, on shutdown: stop accepting, stop reading.
     pub shutdown: CancellationToken,
+    /// Fired once everything accepted before shutdown is stored and in the
+    /// rooms: writers send what is left and close with 1001.
+    pub goodbye: CancellationToken,
     /// Every connection task, so shutdown can wait for their goodbyes.
     pub connections: TaskTracker,
-    /// How long a write to one client may block before it is dropped.
-    pub stall_timeout: std::time::Duration,
+    /// Who may connect: origins and tokens.
+    pub access: Arc<access::Access>,
+    /// How many may connect, and how fast.
+    pub admission: Arc<admission::Admission>,
+    /// What each socket is held to: stalls, floods, keepalive.
+    pub socket: config::SocketSettings,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -76,8 +91,11 @@ impl AppState {
                 &config.data_dir,
             )?),
             shutdown: CancellationToken::new(),
+            goodbye: CancellationToken::new(),
             connections: TaskTracker::new(),
-            stall_timeout: config.stall_timeout,
+            access: Arc::new(access::Access::new(config.access.clone())),
+            admission: admission::Admission::new(config.limits),
+            socket: config.socket,
         })
     }
 }
@@ -109,8 +127,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `state.shutdown` fires, then closes every socket with 1001
-/// and returns within [`shutdown::GRACE`].
+/// Serves until `state.shutdown` fires; then stores what was accepted,
+/// sends it, closes every socket with 1001 and returns within
+/// [`shutdown::GRACE`].
 pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> std::io::Result<()> {
     let presence = tokio::spawn(presence::run(
         Arc::clone(&state.hub),
@@ -118,34 +137,31 @@ pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> s
         state.shutdown.clone(),
     ));
     let shutdown = state.shutdown.clone();
+    let goodbye = state.goodbye.clone();
     let connections = state.connections.clone();
     let hub = Arc::clone(&state.hub);
-    let app = router(state);
-    // Chat frames are small and latency is the point: Nagle's algorithm
-    // would hold a frame back until the previous one is acknowledged, and
-    // with the peer's delayed ACKs that is up to 40 ms per frame.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(server);
-    // Run until the signal; after it, give HTTP requests and sockets the
-    // same deadline, so a hung keep-alive cannot hold the exit.
-    tokio::select! {
-        result = &mut server => result?,
-        _ = shutdown.cancelled() => {
-            let deadline = tokio::time::Instant::now() + shutdown::GRACE;
-            let _ = tokio::time::timeout_at(deadline, &mut server).await;
-            shutdown::drain(&connections, deadline).await;
-        }
+    let http = accept::serve(
+        listener,
+        router(state),
+        config.limits.handshake_timeout,
+        shutdown.clone(),
+    )
+    .await;
+    // After the signal everything shares one deadline, so neither a hung
+    // keep-alive nor a client that stopped reading can hold the exit.
+    let deadline = tokio::time::Instant::now() + shutdown::GRACE;
+    // Readers have stopped; whatever they accepted is stored and handed to
+    // the rooms before anyone is told goodbye, so it goes out first.
+    if tokio::time::timeout_at(deadline, hub.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("storage did not finish before the shutdown deadline");
     }
+    goodbye.cancel();
+    let _ = tokio::time::timeout_at(deadline, http.wait()).await;
+    shutdown::drain(&connections, deadline).await;
     presence.abort();
-    // Whatever was accepted before the sockets closed is written down.
-    hub.close().await;
     Ok(())
 }
 

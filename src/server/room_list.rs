@@ -3,9 +3,17 @@
 
 use std::collections::HashMap;
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::HeaderMap,
+};
 
-use super::{AppState, storage::format_ts};
+use super::{
+    AppState,
+    access::{Refusal, TokenQuery},
+    storage::format_ts,
+};
 use crate::protocol::RoomSummary;
 
 pub use crate::protocol::ROOMS_API_PATH as PATH;
@@ -13,7 +21,16 @@ pub use crate::protocol::ROOMS_API_PATH as PATH;
 /// Stored rooms considered, newest activity first.
 const RECENT_ROOMS: usize = 50;
 
-pub async fn rooms(State(state): State<AppState>) -> Json<Vec<RoomSummary>> {
+/// Room names are the server's business: with tokens configured, only a
+/// client holding one may list them.
+pub async fn rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Vec<RoomSummary>>, Refusal> {
+    state
+        .access
+        .check_token(&headers, query.access_token.as_deref())?;
     let mut rooms: HashMap<String, RoomSummary> = HashMap::new();
     match state.hub.store().rooms(RECENT_ROOMS).await {
         Ok(stored) => {
@@ -50,5 +67,5 @@ pub async fn rooms(State(state): State<AppState>) -> Json<Vec<RoomSummary>> {
             .then(b.last_id.cmp(&a.last_id))
             .then(a.name.cmp(&b.name))
     });
-    Json(rooms)
+    Ok(Json(rooms))
 }

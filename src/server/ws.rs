@@ -2,19 +2,25 @@
 //! `GET /start_web_socket?username=NAME[&room=ROOM][&since=ID][&presence=delta]`.
 //!
 //! Only the HTTP side lives here; once upgraded, the socket belongs to
-//! [`super::connection`]. Name checks happen *after* the upgrade, answered
-//! with a close frame: a browser never sees the body of a refused handshake,
-//! but it does see a close code and reason, which the UI can show.
+//! [`super::connection`]. Who may connect is checked *before* the upgrade
+//! and answered with an HTTP status ([`super::access`], then
+//! [`super::admission`]): a refused client holds nothing. What the client
+//! asked for (its name, its room) is checked *after* it, answered with a
+//! close frame: a browser never sees the body of a refused handshake, but
+//! it does see a close code and reason, which the UI can show.
+
+use std::net::SocketAddr;
 
 use axum::{
     extract::{
-        Query, State,
+        ConnectInfo, Query, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
+use tracing::info;
 
 use super::{AppState, connection, hub::JoinRequest, room::PresenceStyle};
 use crate::protocol::PRESENCE_DELTA;
@@ -49,14 +55,33 @@ pub struct JoinParams {
     /// the browser never shows.
     #[serde(default)]
     since: Option<String>,
+    /// For browsers, which cannot set headers on a WebSocket.
+    #[serde(default, rename = "accessToken")]
+    access_token: Option<String>,
 }
 
-/// Upgrades to a WebSocket, or answers 426 to a plain request.
+/// Checks who is asking, then upgrades to a WebSocket, or answers 426 to a
+/// plain request that would have been let in (how the page learns that a
+/// failed socket was the network's fault, not a refusal).
 pub async fn start_web_socket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(params): Query<JoinParams>,
     State(state): State<AppState>,
 ) -> Response {
+    let admitted = state
+        .access
+        .check(&headers, params.access_token.as_deref())
+        .and_then(|()| state.admission.admit(peer.ip()));
+    let ticket = match admitted {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            // The reason, never the token.
+            info!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+            return refusal.into_response();
+        }
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         // axum would say 400 or 405; the protocol says 426 Upgrade Required.
@@ -76,10 +101,12 @@ pub async fn start_web_socket(
     let AppState {
         hub,
         shutdown,
+        goodbye,
         connections,
-        stall_timeout,
+        socket: settings,
         ..
     } = state;
+    let signals = connection::Signals { shutdown, goodbye };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -93,11 +120,7 @@ pub async fn start_web_socket(
                 since: params.since,
             };
             connections.track_future(connection::run(
-                socket,
-                request,
-                hub,
-                shutdown,
-                stall_timeout,
+                socket, request, hub, signals, settings, ticket,
             ))
         })
 }

@@ -41,7 +41,7 @@ async fn say_and_wait(socket: &mut Socket, text: &str) -> u64 {
 
 #[tokio::test]
 async fn a_joiner_gets_the_latest_page_and_can_page_back_to_the_beginning() {
-    let server = Server::start().await;
+    let server = Server::start_with(UNTHROTTLED).await;
     let mut alice = server.connect("username=alice&room=paging").await;
     history(&mut alice).await;
     for i in 0..120 {
@@ -101,7 +101,7 @@ async fn nothing_anyone_saw_is_lost_when_the_server_is_killed_mid_flood() {
     const SENDERS: usize = 5;
     const EACH: usize = 1000;
     let root = tempfile::tempdir().expect("temp dir");
-    let server = Server::start_in(root.path(), &[]).await;
+    let server = Server::start_in(root.path(), UNTHROTTLED).await;
     let mut watcher = server.join("watcher").await;
     history(&mut watcher).await;
     let mut senders = Vec::new();

@@ -1,9 +1,12 @@
 //! Integration tests: the real `banter` binary, driven over real sockets on
 //! 127.0.0.1. One test binary (one link step) with a module per concern.
 
+mod access;
 mod backpressure;
+mod flood;
 mod history;
 mod http;
+mod keepalive;
 mod shutdown;
 mod support;
 mod websocket;

@@ -22,11 +22,18 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Lifts the per-socket flood limit (10 a second by default) for tests
+/// about something else that send thousands of messages as fast as they
+/// can. The limit itself is tested with its defaults.
+pub const UNTHROTTLED: &[&str] = &["--message-rate", "1000000", "--message-burst", "1000000"];
+
 /// A `banter` process serving on `127.0.0.1:<free port>` with its own data
 /// directory. Killed (by its own PID) when dropped.
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// Everything the server has logged so far (its stdout).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     _data: Option<tempfile::TempDir>,
 }
 
@@ -98,17 +105,25 @@ impl Server {
             let mut sink = Vec::new();
             let _ = stderr.read_to_end(&mut sink).await;
         });
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout so the server never blocks on a full pipe,
+        // and keep it for tests about what is logged.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = std::sync::Arc::clone(&log);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if std::env::var_os("BANTER_TEST_LOG").is_some() {
                     eprintln!("server: {line}");
+                }
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push_str(&line);
+                    kept.push('\n');
                 }
             }
         });
         Ok(Server {
             child,
             addr,
+            log,
             _data: None,
         })
     }
@@ -127,6 +142,44 @@ impl Server {
                 .status();
         }
         let _ = tokio::time::timeout(PATIENCE, self.child.wait()).await;
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// A WebSocket handshake with extra request headers: the socket, or the
+    /// HTTP status and body the server refused it with.
+    pub async fn try_connect(
+        &self,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, (u16, String)> {
+        use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+        let mut request = self.ws_url(query).into_client_request().expect("request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        match tokio::time::timeout(PATIENCE, connect_async(request))
+            .await
+            .expect("handshake timed out")
+        {
+            Ok((socket, _)) => Ok(socket),
+            Err(tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err((status, body))
+            }
+            Err(other) => panic!("handshake failed: {other}"),
+        }
     }
 
     pub fn ws_url(&self, query: &str) -> String {
@@ -175,9 +228,15 @@ impl Server {
     /// A GET with `Accept-Encoding`; returns (status, head, body bytes).
     /// A chunked body comes back with its chunk-size lines in it.
     pub async fn http_get_bytes(&self, path: &str, encoding: &str) -> (u16, String, Vec<u8>) {
+        self.http_request(path, &format!("Accept-Encoding: {encoding}\r\n"))
+            .await
+    }
+
+    /// A GET with extra header lines (each ending in CRLF).
+    pub async fn http_request(&self, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
         let mut stream = TcpStream::connect(&self.addr).await.expect("tcp connect");
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n",
             self.addr
         );
         stream.write_all(request.as_bytes()).await.expect("write");

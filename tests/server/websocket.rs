@@ -71,7 +71,7 @@ async fn messages_reach_everyone_including_the_sender_in_id_order() {
 
 #[tokio::test]
 async fn every_client_sees_the_same_order() {
-    let server = Server::start().await;
+    let server = Server::start_with(UNTHROTTLED).await;
     let mut a = server.join("a").await;
     let mut b = server.join("b").await;
     expect_users(&mut a, &["a", "b"]).await;

@@ -1,0 +1,256 @@
+//! Who may open a socket: the Origin check and the shared-secret tokens.
+//!
+//! Both are answered with an HTTP status *before* the upgrade. A browser
+//! cannot read that answer from its `WebSocket` (it only sees code 1006), so
+//! the page asks again with a plain `fetch` of the same URL, which gets the
+//! same status and sentence: 426 then means the server would have taken it.
+//!
+//! # Why check Origin
+//!
+//! A WebSocket is not subject to the same-origin policy: any page the user
+//! visits may open one to Banter, and the browser attaches Banter's cookies
+//! and, with a token in the page's own storage out of reach, nothing else.
+//! Refusing foreign origins stops such a page from chatting in the user's
+//! name (cross-site WebSocket hijacking). Requests without an Origin header
+//! are not from a browser page and are allowed: the tutorial's clients,
+//! bots, the benchmark.
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use subtle::ConstantTimeEq;
+
+use super::config::AccessSettings;
+
+/// The header the Deno tutorial's clients may use instead of Authorization.
+const TOKEN_HEADER: &str = "x-ws-auth-key";
+
+/// The token as a query parameter, for endpoints that take nothing else.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TokenQuery {
+    #[serde(default, rename = "accessToken")]
+    pub access_token: Option<String>,
+}
+
+/// The access rules, checked on every socket handshake and API call.
+#[derive(Debug)]
+pub struct Access {
+    settings: AccessSettings,
+}
+
+/// Why a request was turned away before it became a socket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("Connections from {0} are not allowed")]
+    ForeignOrigin(String),
+    #[error("This server needs an access token")]
+    MissingToken,
+    #[error("The access token was refused")]
+    WrongToken,
+    #[error("Too many connection attempts from your address; wait a moment")]
+    HandshakeRate { retry_after_secs: u64 },
+    #[error("Too many connections from your address")]
+    TooManyFromAddress,
+    #[error("The server is full; try again later")]
+    ServerFull,
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::ForeignOrigin(_) | Refusal::WrongToken => StatusCode::FORBIDDEN,
+            Refusal::MissingToken => StatusCode::UNAUTHORIZED,
+            Refusal::HandshakeRate { .. } | Refusal::TooManyFromAddress => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Refusal::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The status, with the sentence as a plain-text body the page shows as is.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), format!("{self}\n")).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Refusal::MissingToken => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Refusal::HandshakeRate { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Refusal::TooManyFromAddress | Refusal::ServerFull => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl Access {
+    pub fn new(settings: AccessSettings) -> Self {
+        Access { settings }
+    }
+
+    /// Whether clients must present a token.
+    pub fn needs_token(&self) -> bool {
+        !self.settings.tokens.is_empty()
+    }
+
+    /// The origin check, then the token check (`query_token` is the
+    /// `accessToken` query parameter, if any).
+    pub fn check(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), Refusal> {
+        self.check_origin(headers)?;
+        self.check_token(headers, query_token)
+    }
+
+    /// Allowed: no Origin header; an Origin whose host (and port) is the
+    /// request's own Host, whatever the scheme (a TLS proxy in front changes
+    /// it); an origin listed in the settings; anything if `*` is listed.
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin.to_str().unwrap_or("");
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let same_host = host.is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+        });
+        let listed = self.settings.allowed_origins.iter().any(|allowed| {
+            allowed == "*" || allowed.trim_end_matches('/').eq_ignore_ascii_case(origin)
+        });
+        if same_host || listed {
+            Ok(())
+        } else {
+            Err(Refusal::ForeignOrigin(printable(origin)))
+        }
+    }
+
+    /// The token, from (in this order) `Authorization: Bearer`, the
+    /// `X-WS-Auth-Key` header or the query. A present but wrong token is 403
+    /// whichever carried it; none at all is 401.
+    pub fn check_token(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if !self.needs_token() {
+            return Ok(());
+        }
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let header_key = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        let presented = bearer.or(header_key).or(query_token).map(str::trim);
+        match presented {
+            None | Some("") => Err(Refusal::MissingToken),
+            Some(token) if self.is_known(token) => Ok(()),
+            Some(_) => Err(Refusal::WrongToken),
+        }
+    }
+
+    /// Compares against every configured token without stopping early, so
+    /// the answer's timing does not say how much of a guess was right.
+    fn is_known(&self, presented: &str) -> bool {
+        self.settings.tokens.iter().fold(false, |found, token| {
+            found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
+        })
+    }
+}
+
+/// An origin as it may appear in a log line or a response: printable ASCII
+/// only, and not too long.
+fn printable(origin: &str) -> String {
+    let mut shown: String = origin
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(100)
+        .collect();
+    if shown.is_empty() {
+        shown.push_str("this origin");
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(tokens: &[&str], origins: &[&str]) -> Access {
+        Access::new(AccessSettings {
+            tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+        })
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn origins() {
+        let open = access(&[], &[]);
+        assert_eq!(
+            open.check_origin(&headers(&[("host", "chat.test:3000")])),
+            Ok(())
+        );
+        let own = headers(&[
+            ("host", "chat.test:3000"),
+            ("origin", "http://chat.test:3000"),
+        ]);
+        assert_eq!(open.check_origin(&own), Ok(()));
+        let foreign = headers(&[("host", "chat.test:3000"), ("origin", "http://evil.test")]);
+        assert_eq!(
+            open.check_origin(&foreign),
+            Err(Refusal::ForeignOrigin("http://evil.test".into()))
+        );
+        let other_port = headers(&[
+            ("host", "chat.test:3000"),
+            ("origin", "http://chat.test:4000"),
+        ]);
+        assert!(open.check_origin(&other_port).is_err());
+        assert_eq!(
+            access(&[], &["http://evil.test/"]).check_origin(&foreign),
+            Ok(())
+        );
+        assert_eq!(access(&[], &["*"]).check_origin(&foreign), Ok(()));
+    }
+
+    #[test]
+    fn tokens_from_each_place() {
+        let gated = access(&["s3cret", "other"], &[]);
+        assert_eq!(
+            gated.check_token(&headers(&[]), None),
+            Err(Refusal::MissingToken)
+        );
+        assert_eq!(
+            gated.check_token(&headers(&[]), Some("")),
+            Err(Refusal::MissingToken)
+        );
+        assert_eq!(gated.check_token(&headers(&[]), Some("other")), Ok(()));
+        assert_eq!(
+            gated.check_token(&headers(&[]), Some("s3cre")),
+            Err(Refusal::WrongToken)
+        );
+        let bearer = headers(&[("authorization", "Bearer s3cret")]);
+        assert_eq!(gated.check_token(&bearer, None), Ok(()));
+        let key = headers(&[("x-ws-auth-key", "s3cret")]);
+        assert_eq!(gated.check_token(&key, None), Ok(()));
+        let wrong = headers(&[("authorization", "Bearer nope")]);
+        assert_eq!(gated.check_token(&wrong, None), Err(Refusal::WrongToken));
+        assert_eq!(access(&[], &[]).check_token(&headers(&[]), None), Ok(()));
+    }
+}

@@ -1,0 +1,187 @@
+//! One WebSocket connection, from join to goodbye.
+//!
+//! The socket is split in two tasks, as in axum's chat example: the reader
+//! (this task) parses client events and publishes them; the writer drains the
+//! hub's ring into the socket. They meet only through the hub and a small
+//! channel for replies meant for this client alone (error events), so a slow
+//! peer stalls nothing but its own writer.
+//!
+//! # Shutdown
+//!
+//! Two signals, in order. `shutdown`: the reader stops taking frames (what
+//! it was publishing is finished first). `goodbye`, fired once everything
+//! accepted is stored and in the rooms' rings: the writer sends what is
+//! left in its ring, then closes with 1001. So a message someone was shown
+//! as sent reaches everyone still connected before they are told to go.
+
+mod reader;
+mod writer;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::{
+    admission::Ticket,
+    config::SocketSettings,
+    hub::{Hub, JoinRequest},
+    room::Room,
+};
+
+/// Error replies queued for one client. Small on purpose: a client that
+/// floods bad input without reading the answers only slows its own reader.
+const REPLY_QUEUE: usize = 16;
+/// Longest close reason a close frame can carry (125 bytes minus the code).
+const MAX_CLOSE_REASON: usize = 123;
+/// How long the writer gets to say goodbye once the reader has finished.
+const WRITER_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a connection ended; logged once per connection.
+#[derive(Debug)]
+enum Disconnect {
+    ClientClosed(Option<u16>),
+    BadInput { code: u16, reason: &'static str },
+    ConnectionLost(String),
+    TooSlow { missed: u64 },
+    Stalled { after: Duration },
+    Unresponsive { after: Duration },
+    ServerShutdown,
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::ClientClosed(Some(code)) => write!(f, "client closed ({code})"),
+            Disconnect::ClientClosed(None) => write!(f, "client closed"),
+            Disconnect::ConnectionLost(err) => write!(f, "connection lost: {err}"),
+            Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
+            Disconnect::BadInput { code, reason } => write!(f, "closed with {code}: {reason}"),
+            Disconnect::Stalled { after } => {
+                write!(f, "stopped reading: nothing written for {after:?}")
+            }
+            Disconnect::Unresponsive { after } => write!(f, "no answer to a ping for {after:?}"),
+            Disconnect::ServerShutdown => write!(f, "server shutting down"),
+        }
+    }
+}
+
+/// The server's two shutdown signals, as a connection sees them. See the
+/// module docs.
+#[derive(Clone)]
+pub struct Signals {
+    /// Stop reading: the server is going away.
+    pub shutdown: CancellationToken,
+    /// Everything accepted is in the rings: send it, then close with 1001.
+    pub goodbye: CancellationToken,
+}
+
+/// Runs a freshly upgraded socket until either side ends it. `_ticket`
+/// holds the socket's place in the connection limits until then.
+pub async fn run(
+    socket: WebSocket,
+    request: JoinRequest,
+    hub: Arc<Hub>,
+    signals: Signals,
+    settings: SocketSettings,
+    _ticket: Ticket,
+) {
+    let (mut sink, stream) = socket.split();
+    let style = request.style;
+    let username = request.username.clone();
+    let membership = match hub.join(request).await {
+        Ok(membership) => membership,
+        Err(err) => {
+            info!(user = %username, reason = %err, "join refused");
+            let _ = sink.send(close(err.close_code(), &err.to_string())).await;
+            return;
+        }
+    };
+    let name = Arc::clone(membership.name());
+    let room = Arc::clone(membership.room());
+    info!(user = %name, room = %room.name(), presence = ?style, online = hub.len(), "connected");
+
+    let (replies, reply_queue) = mpsc::channel(REPLY_QUEUE);
+    let stop_writer = signals.goodbye.child_token();
+    let mut writer = tokio::spawn(writer::write_loop(
+        sink,
+        membership,
+        reply_queue,
+        stop_writer.clone(),
+        signals.goodbye,
+        settings,
+    ));
+    let reader = reader::read_loop(
+        stream,
+        &name,
+        &room,
+        &hub,
+        replies,
+        &settings,
+        &signals.shutdown,
+    );
+    let reason = tokio::select! {
+        reason = reader => {
+            match reason {
+                // The writer has a close frame queued and ends once it is sent.
+                Disconnect::BadInput { .. } => {}
+                // The writer waits for `goodbye` (the server's own deadline
+                // bounds that wait).
+                Disconnect::ServerShutdown => {
+                    let written = (&mut writer).await;
+                    return log_end(&name, &room, &hub, written.unwrap_or(reason));
+                }
+                _ => stop_writer.cancel(),
+            }
+            if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+                writer.abort();
+                // Abort is asynchronous: wait until the task (and with it
+                // the membership) is really gone before logging the count.
+                let _ = writer.await;
+            }
+            reason
+        }
+        written = &mut writer => match written {
+            Ok(reason) => reason,
+            Err(err) => Disconnect::ConnectionLost(format!("writer task failed: {err}")),
+        },
+    };
+    log_end(&name, &room, &hub, reason);
+}
+
+/// The writer owned the membership; it is dropped (the user has left) by
+/// the time the writer task has finished or been aborted.
+fn log_end(name: &str, room: &Room, hub: &Hub, reason: Disconnect) {
+    info!(user = %name, room = %room.name(), %reason, online = hub.len(), "disconnected");
+}
+
+/// A close frame. RFC 6455 allows 123 bytes of reason; a longer one (a long
+/// non-ASCII name in "already taken") is cut at a character boundary.
+fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_the_frame() {
+        let long = format!("Username {} is already taken", "é".repeat(32));
+        let Message::Close(Some(frame)) = close(1008, &long) else {
+            panic!("not a close frame")
+        };
+        assert!(frame.reason.len() <= MAX_CLOSE_REASON);
+        assert!(long.starts_with(frame.reason.as_str()));
+    }
+}

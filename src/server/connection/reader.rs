@@ -1,0 +1,157 @@
+//! The reader task: client frames in, through the flood gate, to the hub.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::Message;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::Disconnect;
+use crate::{
+    protocol::{ClientEvent, ServerEvent, close_code},
+    server::{
+        config::SocketSettings,
+        flood::{FloodGate, Verdict},
+        hub::{Frame, Hub, Reply, encode},
+        room::Room,
+    },
+};
+
+/// A client's `typing` events are passed on at most this often; Banter's
+/// client sends one every 2 s while typing, so this only stops floods.
+const TYPING_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads client events until the client closes or the connection fails.
+pub(super) async fn read_loop<S>(
+    mut stream: S,
+    name: &Arc<str>,
+    room: &Arc<Room>,
+    hub: &Hub,
+    replies: mpsc::Sender<Reply>,
+    settings: &SocketSettings,
+    shutdown: &CancellationToken,
+) -> Disconnect
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut last_typing: Option<Instant> = None;
+    let mut flood = FloodGate::new(settings);
+
+    loop {
+        // Only waiting for a frame is cancelled; a frame being handled
+        // (a message on its way to storage) is finished first.
+        let message = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Disconnect::ServerShutdown,
+            message = stream.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        if matches!(message, Ok(Message::Text(_) | Message::Binary(_))) {
+            match flood.check() {
+                Verdict::Accept => {}
+                Verdict::SlowDown => {
+                    let slow_down = encode_error(format!(
+                        "Slow down: at most {} messages a second",
+                        settings.message_rate
+                    ));
+                    if replies.send(Reply::Frame(slow_down)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Verdict::Close => {
+                    let (code, reason) = (close_code::POLICY, "Sending too fast: slow down");
+                    debug!(user = %name, "closing a flooding client");
+                    let _ = replies.send(Reply::Close { code, reason }).await;
+                    return Disconnect::BadInput { code, reason };
+                }
+            }
+        }
+        let reply = match message {
+            Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
+                Ok(ClientEvent::SendMessage { message, client_id }) => {
+                    match hub.publish(room, name, message, client_id, &replies).await {
+                        Ok(()) => None,
+                        Err(err) => Some(encode_error(err.to_string())),
+                    }
+                }
+                Ok(ClientEvent::LoadHistory { before }) => {
+                    match hub.load_history(room, before).await {
+                        Ok(page) => Some(page),
+                        Err(err) => {
+                            tracing::error!(%err, room = %room.name(), "cannot load history");
+                            Some(encode_error(
+                                "Older messages could not be loaded; try again".to_string(),
+                            ))
+                        }
+                    }
+                }
+                Ok(ClientEvent::Typing) => {
+                    if last_typing.is_none_or(|at| at.elapsed() >= TYPING_EVERY) {
+                        last_typing = Some(Instant::now());
+                        room.typing(name);
+                    }
+                    None
+                }
+                Err(err) => Some(encode_error(format!("Could not use that event: {err}"))),
+            },
+            Ok(Message::Binary(_)) => Some(encode_error(
+                "Binary frames are not supported; send JSON text frames".to_string(),
+            )),
+            Ok(Message::Close(frame)) => {
+                return Disconnect::ClientClosed(frame.map(|f| f.code));
+            }
+            // tungstenite answers pings itself.
+            Ok(Message::Ping(_)) => None,
+            // The writer is waiting for this; if its queue is full the
+            // client is flooding and the ping timeout may take it.
+            Ok(Message::Pong(_)) => {
+                let _ = replies.try_send(Reply::Pong);
+                None
+            }
+            Err(err) => {
+                let Some((code, reason)) = bad_input(&err) else {
+                    return Disconnect::ConnectionLost(err.to_string());
+                };
+                debug!(user = %name, %err, code, "closing on bad input");
+                let _ = replies.send(Reply::Close { code, reason }).await;
+                return Disconnect::BadInput { code, reason };
+            }
+        };
+        if let Some(frame) = reply {
+            // Waiting here only holds up this client's own reader.
+            if replies.send(Reply::Frame(frame)).await.is_err() {
+                break;
+            }
+        }
+    }
+    Disconnect::ConnectionLost("stream ended".to_string())
+}
+
+/// The close code and reason for input that ends a connection, or `None`
+/// for a plain network failure.
+fn bad_input(err: &axum::Error) -> Option<(u16, &'static str)> {
+    let source = std::error::Error::source(err)?;
+    match source.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => {
+            Some((close_code::TOO_BIG, "Message too big: the limit is 64 KiB"))
+        }
+        tungstenite::Error::Utf8(_) => {
+            Some((close_code::INVALID_DATA, "Text frames must be valid UTF-8"))
+        }
+        _ => None,
+    }
+}
+
+/// An `error` event for this client alone.
+fn encode_error(message: String) -> Frame {
+    debug!(%message, "refused a client event");
+    encode(&ServerEvent::Error { message })
+}

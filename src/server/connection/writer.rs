@@ -1,0 +1,197 @@
+//! The writer task: the join snapshot, then the room's ring and this
+//! client's replies, out to the socket; pings; the goodbyes.
+
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use futures::{Sink, SinkExt};
+use tokio::sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Disconnect, close};
+use crate::{
+    protocol::close_code,
+    server::{
+        config::SocketSettings,
+        hub::{Frame, Membership, Reply},
+    },
+};
+
+/// Most frames written before one flush: enough to amortise the syscall in
+/// a burst, few enough that the first of them is not held back long.
+const WRITE_BATCH: usize = 64;
+/// How long a close frame to a client that reads slowly may take to go out
+/// before the connection is simply dropped.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long the 1013 for a client that fell behind may wait to go out. Its
+/// socket is full when it is dropped, so the close frame can only follow
+/// the backlog; a tab that wakes up within this reads what was buffered,
+/// then the 1013, and resumes from storage. Meanwhile it has left the
+/// room and holds only its socket's buffers.
+const SLOW_GOODBYE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes the join snapshot, then hub events and replies, until stopped.
+///
+/// Owns the membership, so the user leaves the hub the moment this ends,
+/// whichever side ended it.
+///
+/// A client that stops reading is handled twice over, on purpose: if its
+/// socket accepts nothing for `stall_timeout` it is dropped (it holds only
+/// kernel buffers until then), and if it resumes after the ring has lapped
+/// it, it is closed with 1013. Either way it can reconnect; nobody else
+/// ever waits for it. Every `ping_interval` it is pinged; no pong within
+/// `ping_timeout` and it is dropped as gone (a laptop lid closed, a network
+/// that vanished without a FIN).
+pub(super) async fn write_loop<S>(
+    mut sink: S,
+    mut membership: Membership,
+    mut replies: mpsc::Receiver<Reply>,
+    stop: CancellationToken,
+    goodbye: CancellationToken,
+    settings: SocketSettings,
+) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    for frame in std::mem::take(&mut membership.snapshot) {
+        if let Err(err) = sink.feed(Message::Text(frame)).await {
+            return Disconnect::ConnectionLost(err.to_string());
+        }
+    }
+    if let Err(err) = sink.flush().await {
+        return Disconnect::ConnectionLost(err.to_string());
+    }
+    // One timer for the connection's life, moved rather than re-created:
+    // next ping when no pong is awaited, the pong deadline when one is.
+    let keepalive = tokio::time::sleep(settings.ping_interval);
+    tokio::pin!(keepalive);
+    let mut awaiting_pong = false;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                if goodbye.is_cancelled() {
+                    return say_goodbye(&mut sink, &mut membership).await;
+                }
+                return Disconnect::ClientClosed(None);
+            }
+            Some(reply) = replies.recv() => match reply {
+                Reply::Frame(frame) => frame,
+                Reply::Close { code, reason } => {
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(close(code, reason))).await;
+                    return Disconnect::BadInput { code, reason };
+                }
+                Reply::Pong => {
+                    awaiting_pong = false;
+                    let next = tokio::time::Instant::now() + settings.ping_interval;
+                    keepalive.as_mut().reset(next);
+                    continue;
+                }
+            },
+            event = membership.events.recv() => match event {
+                Ok(event) => match membership.wanted(event) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
+                Err(RecvError::Lagged(missed)) => {
+                    return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+                }
+                Err(RecvError::Closed) => return Disconnect::ServerShutdown,
+            },
+            () = &mut keepalive => {
+                if awaiting_pong {
+                    return Disconnect::Unresponsive { after: settings.ping_timeout };
+                }
+                awaiting_pong = true;
+                keepalive.as_mut().reset(tokio::time::Instant::now() + settings.ping_timeout);
+                let ping = sink.send(Message::Ping(Default::default()));
+                match tokio::time::timeout(settings.stall_timeout, ping).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+                    Err(_) => return Disconnect::Stalled { after: settings.stall_timeout },
+                }
+            }
+        };
+        let batch = write_batch(&mut sink, first, &mut membership);
+        match tokio::time::timeout(settings.stall_timeout, batch).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(missed))) => {
+                return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+            }
+            Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+            Err(_) => {
+                let after = settings.stall_timeout;
+                return too_slow(&mut sink, membership, Disconnect::Stalled { after }).await;
+            }
+        }
+    }
+}
+
+/// The server is going: everything already in the ring for this client
+/// goes out, then 1001. Bounded by the server's shutdown deadline, which
+/// aborts a writer still stuck on a client that does not read.
+async fn say_goodbye<S>(sink: &mut S, membership: &mut Membership) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    loop {
+        match membership.events.try_recv() {
+            Ok(event) => {
+                if let Some(frame) = membership.wanted(event)
+                    && sink.feed(Message::Text(frame)).await.is_err()
+                {
+                    return Disconnect::ServerShutdown;
+                }
+            }
+            // Too far behind to catch up here; it resumes from storage.
+            Err(TryRecvError::Lagged(_)) => break,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    let _ = sink
+        .send(close(close_code::GOING_AWAY, "Server is shutting down"))
+        .await;
+    Disconnect::ServerShutdown
+}
+
+/// Writes `first` and whatever else is already waiting (up to
+/// [`WRITE_BATCH`] frames), then flushes once. `Ok(Some(missed))` if the
+/// ring lapped this client meanwhile.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Frame,
+    membership: &mut Membership,
+) -> Result<Option<u64>, axum::Error>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        let frame = match membership.events.try_recv() {
+            Ok(event) => match membership.wanted(event) {
+                Some(frame) => frame,
+                None => continue,
+            },
+            Err(TryRecvError::Lagged(missed)) => return Ok(Some(missed)),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        };
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await?;
+    Ok(None)
+}
+
+/// The client fell behind: the ring lapped it (it missed events it can
+/// never get back from there), or its socket took nothing for the stall
+/// timeout. It leaves the room at once; the 1013 then waits behind its
+/// backlog, so it reconnects and resumes rather than showing a gapped chat.
+async fn too_slow<S>(sink: &mut S, membership: Membership, why: Disconnect) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    drop(membership);
+    let reason = "Too slow: fell behind the chat; reconnect to continue";
+    let goodbye = sink.send(close(close_code::TRY_AGAIN_LATER, reason));
+    let _ = tokio::time::timeout(SLOW_GOODBYE_TIMEOUT, goodbye).await;
+    why
+}
