@@ -110,10 +110,12 @@ impl Connection {
                     ..
                 }
             );
-            if !opened && dropped && !quiet.get() {
-                if let Some(refused) = refusal(&path).await {
-                    closed = refused;
-                }
+            if !opened
+                && dropped
+                && !quiet.get()
+                && let Some(refused) = refusal(&path).await
+            {
+                closed = refused;
             }
             if !quiet.get() {
                 state.status.try_set(closed);
@@ -189,6 +191,7 @@ async fn refusal(path: &str) -> Option<Status> {
     Some(Status::Closed { code, reason })
 }
 
-/// Said with a 401: what a person without a token can do about it.
+/// Said with a 401: what a person without a token can do about it. (A
+/// word joiner after the `?`, or narrow screens break the line there.)
 const TOKEN_HINT: &str =
-    " (open Banter with the link you were given: the one that ends in ?accessToken=…)";
+    " (open Banter with the link you were given: the one that ends in ?\u{2060}accessToken=…)";
