@@ -137,6 +137,16 @@ if stalled:
             f"stalled sockets' close codes {r['stalled_close_codes']}."
         )
 
+# bench/flood.sh writes its own section; keep it when rewriting the rest.
+try:
+    previous = open(markdown_path).read()
+except FileNotFoundError:
+    previous = ""
+kept = previous.find("\n## Flooding\n")
+if kept >= 0:
+    end = previous.find("\n## ", kept + 1)
+    lines += ["", previous[kept + 1 : end if end >= 0 else None].rstrip("\n")]
+
 open(markdown_path, "w").write("\n".join(lines) + "\n")
 
 try:

@@ -10,77 +10,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 QUICK=${1:-}
-PORT=3390
-OUT=bench/out
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="bench/results/$STAMP.jsonl"
-mkdir -p "$OUT" bench/results
-
-say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
-
-# --- build and install what the runs need -------------------------------------
-export PATH="$HOME/.cargo/bin:$PATH"
-# Its own target dir: cargo leptos builds target/release/banter with other
-# environment variables, and the two would keep rebuilding each other.
-export CARGO_TARGET_DIR=target/bench
-say "building banter and banter-bench (release)"
-cargo build --release --quiet --features ssr --bin banter
-cargo build --release --quiet -p banter-bench
-BANTER=$CARGO_TARGET_DIR/release/banter
-BENCH=$CARGO_TARGET_DIR/release/banter-bench
-LOCK_SUM=$(sha256sum bench/baselines/package-lock.json | cut -d' ' -f1)
-if [ "$(cat bench/baselines/node_modules/.banter-lock 2>/dev/null)" != "$LOCK_SUM" ]; then
-  say "npm ci (baselines: ws, and Deno from npm)"
-  (cd bench/baselines && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$LOCK_SUM" >bench/baselines/node_modules/.banter-lock
-fi
-DENO=bench/baselines/node_modules/@deno/linux-x64-glibc/deno
-command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
-ulimit -n "$(ulimit -Hn)"
-
-SERVER_PID=
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
-trap stop_server EXIT
-
-# Every load-generator client comes from 127.0.0.1 and many send as fast as
-# they can: lift the per-address and per-socket limits that protect a real
-# deployment (the flood benchmark keeps the message limit on).
-UNLIMITED=(--max-connections 100000 --max-connections-per-ip 100000
-  --handshake-rate 1000000 --handshake-burst 1000000)
-UNTHROTTLED=(--message-rate 1000000 --message-burst 1000000)
-start_server() { # start_server banter|banter-store|banter-nostore|deno|node
-  case "$1" in
-    banter|banter-store)
-      # A fresh SQLite file per run: every run starts from the same state.
-      rm -rf "$OUT/data"
-      taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${UNLIMITED[@]}" "${UNTHROTTLED[@]}" --log warn >/dev/null 2>&1 & ;;
-    banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off "${UNLIMITED[@]}" "${UNTHROTTLED[@]}" --log warn >/dev/null 2>&1 & ;;
-    deno) taskset -c 0 "$DENO" run --allow-net bench/baselines/deno_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
-    node) taskset -c 0 node bench/baselines/node_chat.mjs "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
-  esac
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "$1 did not start listening on $PORT" >&2
-  return 1
-}
-
-bench() { # bench SERVER ARGS...
-  local server=$1
-  shift
-  start_server "$server"
-  taskset -c 1 "$BENCH" --label "$server" --url "ws://127.0.0.1:$PORT/start_web_socket" \
-    --server-pid "$SERVER_PID" --results "$RESULTS" --connect-timeout 25 --timeout 60 "$@" || true
-  stop_server
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+build
+install_baselines
 
 if [ "$QUICK" = "--quick" ]; then
   SIZES=(1000)

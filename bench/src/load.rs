@@ -13,7 +13,10 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::{sync::watch, time::Instant as TokioInstant};
 
-use crate::wsclient::{self, Client, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::{
+    flood,
+    wsclient::{self, Client, OP_CLOSE, OP_PING, OP_TEXT},
+};
 
 /// Every benchmark message starts with this, so presence and other events
 /// are told apart from ours with one substring search.
@@ -58,6 +61,9 @@ pub struct Stats {
     pub dropped: Vec<Option<u16>>,
     /// Messages senders sent.
     pub sent: u64,
+    /// Flooders' messages received by listeners: what the server accepted
+    /// from them and broadcast.
+    pub flood_received: u64,
     pub first_send: Option<Instant>,
     pub last_receipt: Option<Instant>,
     /// Time [`busy_poll`] found nothing to do.
@@ -73,6 +79,7 @@ impl Stats {
             connect_errors: 0,
             dropped: Vec::new(),
             sent: 0,
+            flood_received: 0,
             first_send: None,
             last_receipt: None,
             idle: Duration::ZERO,
@@ -113,32 +120,51 @@ pub async fn busy_poll(stats: Shared) {
 
 /// Connects as `name` and waits for the join snapshot.
 pub async fn join(plan: &Plan, name: &str, stats: &Shared) -> Option<Client> {
-    let path = format!("{}{}", plan.path_prefix, name);
-    let mut client = match Client::connect(&plan.addr, &path).await {
-        Ok(client) => client,
+    match open(plan, name).await {
+        Ok(client) => {
+            stats.borrow_mut().joined += 1;
+            Some(client)
+        }
         Err(_) => {
             stats.borrow_mut().connect_errors += 1;
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Why a connection did not get as far as its join snapshot.
+#[derive(Debug)]
+pub enum JoinFailure {
+    /// TCP connect or the upgrade failed (see [`wsclient::UpgradeRefused`]).
+    Connect(std::io::Error),
+    /// The server upgraded, then closed instead of sending the snapshot.
+    Closed(Option<u16>, String),
+    /// The connection ended or failed before the first frame.
+    Lost,
+}
+
+/// Connects as `name`, without counting it, and waits for the first frame
+/// (the join snapshot).
+pub async fn open(plan: &Plan, name: &str) -> Result<Client, JoinFailure> {
+    let path = format!("{}{}", plan.path_prefix, name);
+    let mut client = Client::connect(&plan.addr, &path)
+        .await
+        .map_err(JoinFailure::Connect)?;
     loop {
         if let Some(frame) = client.next_frame() {
             if frame.opcode == OP_CLOSE {
-                stats.borrow_mut().connect_errors += 1;
-                return None;
+                return Err(JoinFailure::Closed(
+                    wsclient::close_code(frame.payload),
+                    wsclient::close_reason(frame.payload),
+                ));
             }
-            break;
+            return Ok(client);
         }
         match client.fill().await {
             Ok(true) => {}
-            _ => {
-                stats.borrow_mut().connect_errors += 1;
-                return None;
-            }
+            _ => return Err(JoinFailure::Lost),
         }
     }
-    stats.borrow_mut().joined += 1;
-    Some(client)
 }
 
 /// Reads until every expected message arrived, the server closed the
@@ -158,6 +184,8 @@ pub async fn listen(mut client: Client, plan: Rc<Plan>, stats: Shared, deadline:
                         s.received += 1;
                         s.last_receipt = Some(Instant::now());
                         got += 1;
+                    } else if memchr::memmem::find(frame.payload, flood::MARKER).is_some() {
+                        stats.borrow_mut().flood_received += 1;
                     }
                 }
                 OP_CLOSE => {

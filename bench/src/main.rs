@@ -11,9 +11,14 @@
 //! (so a result bound by the generator shows as such). One JSON line per run
 //! is appended to the results file; a readable line goes to stdout.
 //!
+//! With `--flooders N`, N more clients flood the server during the message
+//! phase (see `flood.rs`) and what they achieved is reported apart from the
+//! measured figures, which they never count toward.
+//!
 //! It runs on one thread by design: pin it to one CPU and the server to
 //! another (`taskset`), as `bench/run.sh` does.
 
+mod flood;
 mod load;
 mod procfs;
 mod wsclient;
@@ -29,6 +34,7 @@ use clap::Parser;
 use serde::Serialize;
 use tokio::{sync::watch, task::LocalSet, time::Instant as TokioInstant};
 
+use flood::FloodReport;
 use load::{Plan, Stats};
 
 #[derive(Debug, Parser)]
@@ -68,6 +74,17 @@ struct Args {
     /// Listeners that connect and then never read.
     #[arg(long, default_value_t = 0)]
     stalled: usize,
+    /// Clients that send as fast as their sockets take frames during the
+    /// message phase, reading what comes back and reconnecting whenever
+    /// the server closes them. Not counted in the measured figures.
+    #[arg(long, default_value_t = 0)]
+    flooders: usize,
+    /// A flooder stops writing on a connection after this many frames and
+    /// only reads until the server closes it. For telling the server's cost
+    /// of a flood from the generator's cost of writing frames the server
+    /// never reads (it closes a flooder after 2 × burst + 1 frames).
+    #[arg(long)]
+    flood_frames: Option<u64>,
     /// The server's PID, for RSS and CPU figures.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -96,6 +113,7 @@ struct Report {
     listeners: usize,
     senders: usize,
     stalled: usize,
+    flooders: usize,
     messages_per_sender: u64,
     mode: String,
     size: usize,
@@ -126,12 +144,14 @@ struct Report {
     /// spinning idle; near 100 means the result may be bound by it.
     generator_busy_pct: Option<f64>,
     message_phase_s: f64,
+    /// What the flooders did; null without flooders.
+    flood: Option<FloodReport>,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let nofile = procfs::raise_nofile_limit();
-    let needed = (args.listeners + args.senders + args.stalled + 64) as u64;
+    let needed = (args.listeners + args.senders + args.stalled + args.flooders + 64) as u64;
     if nofile < needed {
         eprintln!("banter-bench: open-file limit {nofile} is below the {needed} this run needs");
         return std::process::ExitCode::from(2);
@@ -219,6 +239,7 @@ async fn run(args: &Args) -> Result<Report, String> {
     let own_cpu_start = procfs::own_cpu_time();
     let phase_start = Instant::now();
     let mut stalled_codes = Vec::new();
+    let flood_report = flood::SharedReport::default();
     if everyone_joined && args.messages > 0 {
         let deadline = TokioInstant::now() + Duration::from_secs_f64(args.timeout);
         let (go, go_rx) = watch::channel(false);
@@ -239,8 +260,27 @@ async fn run(args: &Args) -> Result<Report, String> {
         let spinner = (!args.no_busy_poll)
             .then(|| tokio::task::spawn_local(load::busy_poll(Rc::clone(&stats))));
         let _ = go.send(true);
+        // Flooders start with the measured senders and stop as soon as the
+        // measured clients are done (each of those stops by `deadline`).
+        let (stop_flood, stop_rx) = watch::channel(false);
+        let flooders: Vec<_> = (0..args.flooders)
+            .map(|id| {
+                let (plan, report) = (Rc::clone(&plan), Rc::clone(&flood_report));
+                tokio::task::spawn_local(flood::flood(
+                    id,
+                    plan,
+                    args.flood_frames,
+                    report,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
         for task in tasks {
             let _ = task.await;
+        }
+        let _ = stop_flood.send(true);
+        for flooder in flooders {
+            let _ = flooder.await;
         }
         if let Some(spinner) = spinner {
             spinner.abort();
@@ -266,11 +306,18 @@ async fn run(args: &Args) -> Result<Report, String> {
         _ => None,
     };
     let peak = server_memory().map(|(_, hwm)| hwm);
+    let flood = (args.flooders > 0).then(|| {
+        let mut report = flood_report.borrow().clone();
+        report.reconnects = report.connections.saturating_sub(args.flooders as u64);
+        report.delivered_per_listener = s.flood_received as f64 / args.listeners.max(1) as f64;
+        report
+    });
     Ok(Report {
         label: args.label.clone(),
         listeners: args.listeners,
         senders: args.senders,
         stalled: args.stalled,
+        flooders: args.flooders,
         messages_per_sender: args.messages,
         mode: match args.rate {
             Some(rate) => format!("{rate} msg/s"),
@@ -307,6 +354,7 @@ async fn run(args: &Args) -> Result<Report, String> {
             .then(|| 100.0 - pct(s.idle, phase))
             .or(own_cpu),
         message_phase_s: phase.as_secs_f64(),
+        flood,
     })
 }
 
@@ -360,6 +408,20 @@ fn print_line(r: &Report) {
         opt(r.server_cpu_pct, 0),
         opt(r.generator_busy_pct, 0),
     );
+    if let Some(f) = &r.flood {
+        println!(
+            "        flooders={} connections={} frames_written={} accepted={} delivered/listener={:.0} \
+             refused={} ends={:?} join_failures={:?}",
+            r.flooders,
+            f.connections,
+            f.frames_written,
+            f.accepted,
+            f.delivered_per_listener,
+            f.refused,
+            f.ends,
+            f.join_failures,
+        );
+    }
 }
 
 fn append(path: &PathBuf, report: &Report) -> std::io::Result<()> {

@@ -65,8 +65,7 @@ impl Client {
             }
         };
         if !buf.starts_with(b"HTTP/1.1 101") {
-            let line = String::from_utf8_lossy(&buf[..buf.len().min(80)]).into_owned();
-            return Err(io::Error::other(format!("upgrade refused: {line}")));
+            return Err(io::Error::other(UpgradeRefused::from_response(&buf)));
         }
         let end = buf.len();
         buf.resize(end.max(READ_BUFFER), 0);
@@ -80,6 +79,25 @@ impl Client {
 
     /// Reads more bytes; `Ok(false)` at end of stream.
     pub async fn fill(&mut self) -> io::Result<bool> {
+        self.make_room();
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
+    /// [`Client::fill`] without waiting: `WouldBlock` if nothing is there.
+    /// For a task that also writes, and so waits on `stream.readable()`
+    /// and `stream.writable()` at once.
+    pub fn try_fill(&mut self) -> io::Result<bool> {
+        self.make_room();
+        let n = self.stream.try_read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
+    /// Makes space after `end`: rewinds an empty buffer, moves a partial
+    /// frame to the front, or grows the buffer for a frame that fills it.
+    fn make_room(&mut self) {
         if self.pos == self.end {
             (self.pos, self.end) = (0, 0);
         } else if self.end == self.buf.len() {
@@ -90,9 +108,6 @@ impl Client {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
         }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(n > 0)
     }
 
     /// The next complete frame already in the buffer, if any.
@@ -145,6 +160,45 @@ impl Client {
     }
 }
 
+/// The server answered the upgrade with something other than 101 (e.g.
+/// 429 when handshakes from one address come too fast).
+#[derive(Debug)]
+pub struct UpgradeRefused {
+    /// The HTTP status, 0 if the status line could not be read.
+    pub status: u16,
+    pub status_line: String,
+}
+
+impl UpgradeRefused {
+    fn from_response(response: &[u8]) -> Self {
+        let line_end = memchr::memchr(b'\r', response).unwrap_or(response.len().min(80));
+        let status_line = String::from_utf8_lossy(&response[..line_end]).into_owned();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        UpgradeRefused {
+            status,
+            status_line,
+        }
+    }
+
+    /// The refusal inside an error from [`Client::connect`], if that is
+    /// what it was.
+    pub fn of(err: &io::Error) -> Option<&UpgradeRefused> {
+        err.get_ref()?.downcast_ref()
+    }
+}
+
+impl std::fmt::Display for UpgradeRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "upgrade refused: {}", self.status_line)
+    }
+}
+
+impl std::error::Error for UpgradeRefused {}
+
 /// A masked client frame. The mask key is all zeros: valid per RFC 6455 (the
 /// bit is set and a key is sent) and it leaves the payload as is.
 pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -169,4 +223,36 @@ pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// Close code of a close frame's payload, if it has one.
 pub fn close_code(payload: &[u8]) -> Option<u16> {
     (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
+}
+
+/// Close reason of a close frame's payload (empty if it has none).
+pub fn close_reason(payload: &[u8]) -> String {
+    String::from_utf8_lossy(payload.get(2..).unwrap_or_default()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_status_of_a_refused_upgrade() {
+        let refused = UpgradeRefused::from_response(
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\n\r\n",
+        );
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.status_line, "HTTP/1.1 429 Too Many Requests");
+        let err = io::Error::other(refused);
+        assert_eq!(UpgradeRefused::of(&err).map(|r| r.status), Some(429));
+        assert!(UpgradeRefused::of(&io::Error::other("other")).is_none());
+    }
+
+    #[test]
+    fn close_frame_payloads() {
+        let mut payload = 1008u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"Sending too fast: slow down");
+        assert_eq!(close_code(&payload), Some(1008));
+        assert_eq!(close_reason(&payload), "Sending too fast: slow down");
+        assert_eq!(close_code(&[]), None);
+        assert_eq!(close_reason(&[]), "");
+    }
 }

@@ -115,8 +115,9 @@ pub enum ServerEvent {
     },
     /// Someone in the room is typing (shown for a few seconds).
     Typing { username: Arc<str> },
-    /// Everyone in the room, sorted. Sent to a client when it joins, and to
-    /// tutorial-style clients at most once per presence interval after that.
+    /// Everyone in the room, sorted regardless of case. Sent to a client
+    /// when it joins, and to tutorial-style clients at most once per
+    /// presence interval after that.
     UpdateUsers { usernames: Vec<Arc<str>> },
     /// These users joined (delta clients only), in the order they joined.
     UserJoined { usernames: Vec<Arc<str>> },
@@ -127,9 +128,13 @@ pub enum ServerEvent {
 }
 
 impl ServerEvent {
-    /// Parses one frame from the server: the same result as
-    /// `serde_json::from_str::<ServerEvent>` (the tests check every event
-    /// both ways), decoded through one flat struct.
+    /// Parses one frame from the server: the same event as
+    /// `serde_json::from_str::<ServerEvent>` for every frame the server
+    /// sends (the tests check every event both ways), decoded through one
+    /// flat struct. On other input it may refuse more (it reads every field
+    /// it knows, used or not); it accepts more only in one case, an
+    /// unknown field nested past serde_json's depth limit, which it skips
+    /// without descending (see `tests/fuzz.rs`).
     ///
     /// Why not the derive: serde decodes an internally tagged enum by first
     /// buffering the object into its generic `Content` tree and then
@@ -234,6 +239,10 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The client fell too far behind and should reconnect.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+
+    /// Longest reason a close frame can carry: RFC 6455 allows 125 bytes of
+    /// payload, less the two of the code.
+    pub const MAX_REASON_BYTES: usize = 123;
 }
 
 #[cfg(test)]

@@ -13,8 +13,11 @@
 //! anyone else; a reader that falls a whole ring behind is told so
 //! (`Lagged`) and is disconnected with 1013 rather than silently skipping.
 
+mod name_key;
+
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
+    fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
@@ -25,6 +28,7 @@ use super::{
     presence::{Change, PresenceLog},
 };
 use crate::protocol::{ChatMessage, HISTORY_PAGE, ServerEvent};
+use name_key::name_key;
 
 /// How many events a connection may fall behind before it is disconnected
 /// with 1013. At a few hundred bytes an event this bounds a stalled client's
@@ -70,7 +74,8 @@ pub struct Outbound {
 /// What a joiner gets, taken atomically.
 pub struct Entry {
     pub events: broadcast::Receiver<Outbound>,
-    /// Everyone in the room, the joiner included, sorted.
+    /// Everyone in the room, the joiner included, sorted regardless of case
+    /// (by name key).
     pub names: Vec<Arc<str>>,
     /// The room's latest page as a ready `history` frame, with the id of
     /// its newest message; `None` until the page has been loaded from
@@ -121,7 +126,10 @@ impl Latest {
 
 #[derive(Default)]
 struct State {
-    names: BTreeSet<Arc<str>>,
+    /// Everyone in the room: each name's [`name_key`] → the name as its
+    /// holder typed it. Keyed so `Alice` and `alice` cannot both be in;
+    /// ordered by key, so the list reads alphabetically whatever the case.
+    names: BTreeMap<String, Arc<str>>,
     /// How many members want whole lists; when none do, a presence tick
     /// skips building one (at 10,000 users that is ~150 KB of JSON).
     list_clients: usize,
@@ -129,10 +137,33 @@ struct State {
     latest: Latest,
 }
 
-/// Why a user could not enter.
-#[derive(Debug, thiserror::Error)]
-#[error("Username {0} is already taken")]
+/// Why a user could not enter: someone in the room has a name with the
+/// same [`name_key`]. Holds the name as the refused user typed it.
+#[derive(Debug)]
 pub struct NameTaken(pub String);
+
+impl std::error::Error for NameTaken {}
+
+impl fmt::Display for NameTaken {
+    /// The sentence goes out as a close reason, which the join screen
+    /// shows; a long non-ASCII name (32 emoji are 128 bytes) is shortened
+    /// with `…` so the sentence still ends in "is already taken".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const WORDS: usize = "Username  is already taken".len();
+        let mut name = self.0.as_str();
+        // The connection would cut anything longer mid-sentence.
+        let budget = crate::protocol::close_code::MAX_REASON_BYTES - WORDS;
+        if name.len() > budget {
+            let mut end = budget - '…'.len_utf8();
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name = &name[..end];
+            return write!(f, "Username {name}… is already taken");
+        }
+        write!(f, "Username {name} is already taken")
+    }
+}
 
 pub struct Room {
     name: Arc<str>,
@@ -157,13 +188,15 @@ impl Room {
         lock(&self.state).names.len()
     }
 
-    /// Adds `name` unless someone in the room already has it.
+    /// Adds `name` unless someone in the room already has it, or one
+    /// with the same key.
     pub fn enter(&self, name: &Arc<str>, style: PresenceStyle) -> Result<Entry, NameTaken> {
+        let key = name_key(name);
         let mut state = lock(&self.state);
-        if state.names.contains(name) {
+        if state.names.contains_key(&key) {
             return Err(NameTaken(name.to_string()));
         }
-        state.names.insert(Arc::clone(name));
+        state.names.insert(key, Arc::clone(name));
         state.changes.push(Change::Joined(Arc::clone(name)));
         if style == PresenceStyle::List {
             state.list_clients += 1;
@@ -173,15 +206,20 @@ impl Room {
         // presence changes of the same batch is harmless (see `presence`).
         Ok(Entry {
             events: self.events.subscribe(),
-            names: state.names.iter().cloned().collect(),
+            names: state.names.values().cloned().collect(),
             latest: state.latest.page(),
         })
     }
 
     /// Removes `name`; true if the room is now empty.
     fn exit(&self, name: &Arc<str>, style: PresenceStyle) -> bool {
+        let key = name_key(name);
         let mut state = lock(&self.state);
-        if state.names.remove(name) {
+        // Only the holder frees the key: `alice` leaving cannot take out
+        // the `Alice` who is in (a refused joiner never calls this, but the
+        // room does not rely on it).
+        if state.names.get(&key).is_some_and(|held| held == name) {
+            state.names.remove(&key);
             state.changes.push(Change::Left(Arc::clone(name)));
             if style == PresenceStyle::List {
                 state.list_clients -= 1;
@@ -236,8 +274,8 @@ impl Room {
     }
 
     /// Sends the presence changes gathered since the last call: deltas to
-    /// delta clients, the whole sorted list to list clients. Does nothing
-    /// when nothing changed.
+    /// delta clients, the whole list (sorted by key) to list clients. Does
+    /// nothing when nothing changed.
     pub fn flush_presence(&self) {
         let mut state = lock(&self.state);
         let changes = state.changes.take();
@@ -245,7 +283,7 @@ impl Room {
             return;
         }
         let list =
-            (state.list_clients > 0).then(|| state.names.iter().cloned().collect::<Vec<_>>());
+            (state.list_clients > 0).then(|| state.names.values().cloned().collect::<Vec<_>>());
         drop(state);
 
         for frame in super::presence::delta_frames(&changes) {
@@ -394,6 +432,73 @@ mod tests {
             .enter("red", &name("alice"), PresenceStyle::List)
             .unwrap();
         assert_eq!(again.names, [name("alice")]);
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_or_width_are_one_name() {
+        let rooms = Rooms::default();
+        let (red, _) = rooms
+            .enter("red", &name("Alice"), PresenceStyle::List)
+            .unwrap();
+        for same in ["alice", "ALICE", "Ａlice", " alice"] {
+            let err = rooms
+                .enter("red", &name(same), PresenceStyle::List)
+                .err()
+                .expect(same);
+            assert_eq!(err.to_string(), format!("Username {same} is already taken"));
+        }
+        // Leaving under another spelling frees nothing; the holder's own
+        // leave does, and the room's presence log says who left.
+        rooms.exit(&red, &name("alice"), PresenceStyle::List);
+        assert_eq!(red.online(), 1);
+        rooms.exit(&red, &name("Alice"), PresenceStyle::List);
+        assert_eq!(red.online(), 0);
+        assert!(
+            rooms
+                .enter("red", &name("alice"), PresenceStyle::List)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_user_list_is_sorted_regardless_of_case_and_shows_names_as_typed() {
+        let rooms = Rooms::default();
+        let (_, mut watcher) = rooms.enter("r", &name("bob"), PresenceStyle::List).unwrap();
+        let _zed = rooms.enter("r", &name("Zed"), PresenceStyle::List).unwrap();
+        let (_, carol) = rooms
+            .enter("r", &name("Carol"), PresenceStyle::List)
+            .unwrap();
+        assert_eq!(carol.names, [name("bob"), name("Carol"), name("Zed")]);
+        rooms.flush_presence();
+        assert_eq!(
+            frames(&mut watcher).last().map(|(_, f)| f.clone()),
+            Some(r#"{"event":"update-users","usernames":["bob","Carol","Zed"]}"#.to_string())
+        );
+    }
+
+    #[test]
+    fn a_taken_reason_fits_a_close_frame_and_still_ends_its_sentence() {
+        let short = NameTaken("alice".into()).to_string();
+        assert_eq!(short, "Username alice is already taken");
+        for long in ["😀".repeat(32), "é".repeat(60), "x".repeat(100)] {
+            let reason = NameTaken(long.clone()).to_string();
+            assert!(
+                reason.len() <= crate::protocol::close_code::MAX_REASON_BYTES,
+                "{} bytes",
+                reason.len()
+            );
+            assert!(reason.ends_with("… is already taken"), "{reason}");
+            let shown = &reason["Username ".len()..reason.len() - "… is already taken".len()];
+            assert!(long.starts_with(shown));
+        }
+        // The longest name that fits is kept whole.
+        let fits = "x".repeat(
+            crate::protocol::close_code::MAX_REASON_BYTES - "Username  is already taken".len(),
+        );
+        assert_eq!(
+            NameTaken(fits.clone()).to_string(),
+            format!("Username {fits} is already taken")
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::protocol::close_code;
+
 use super::{
     admission::Ticket,
     config::SocketSettings,
@@ -35,8 +37,6 @@ use super::{
 /// Error replies queued for one client. Small on purpose: a client that
 /// floods bad input without reading the answers only slows its own reader.
 const REPLY_QUEUE: usize = 16;
-/// Longest close reason a close frame can carry (125 bytes minus the code).
-const MAX_CLOSE_REASON: usize = 123;
 /// How long the writer gets to say goodbye once the reader has finished.
 const WRITER_GRACE: Duration = Duration::from_secs(1);
 
@@ -161,7 +161,7 @@ fn log_end(name: &str, room: &Room, hub: &Hub, reason: Disconnect) {
 /// A close frame. RFC 6455 allows 123 bytes of reason; a longer one (a long
 /// non-ASCII name in "already taken") is cut at a character boundary.
 fn close(code: u16, reason: &str) -> Message {
-    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    let mut end = reason.len().min(close_code::MAX_REASON_BYTES);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
@@ -181,7 +181,7 @@ mod tests {
         let Message::Close(Some(frame)) = close(1008, &long) else {
             panic!("not a close frame")
         };
-        assert!(frame.reason.len() <= MAX_CLOSE_REASON);
+        assert!(frame.reason.len() <= close_code::MAX_REASON_BYTES);
         assert!(long.starts_with(frame.reason.as_str()));
     }
 }
