@@ -19,6 +19,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
+                // First, so the access token leaves the address bar at once.
+                <script inner_html=session::take_token_script()></script>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <title>"Banter"</title>
                 <meta name="description" content="Banter: real-time chat"/>

@@ -1,57 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { ChatPage, uniqueName } from '../fixtures/chat-page';
-import { SHOWCASE_PORT } from '../fixtures/servers';
+import { OwnServer } from '../fixtures/own-server';
+import { RESTART_PORT } from '../fixtures/servers';
 
-// A server this spec starts and stops itself (by its own PID), on a port and
-// data directory of its own, so a restart disturbs no other test.
-const port = SHOWCASE_PORT + 1;
-const origin = `http://127.0.0.1:${port}`;
-const dataDir = mkdtempSync(join(tmpdir(), 'banter-e2e-restart-'));
-
-async function startServer(): Promise<ChildProcess> {
-  const server = spawn(
-    'target/release/banter',
-    ['--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log', 'warn'],
-    { cwd: '..', stdio: 'ignore' },
-  );
-  await expect(async () => {
-    // Our process must be the one answering, not a leftover on the port.
-    expect(server.exitCode).toBeNull();
-    const response = await fetch(`${origin}/healthz`);
-    expect(response.ok).toBe(true);
-  }).toPass({ timeout: 15_000 });
-  expect(server.exitCode, `banter on port ${port} exited (port in use?)`).toBeNull();
-  return server;
-}
-
-async function stopServer(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.once('exit', resolve));
-  server.kill('SIGTERM');
-  await exited;
-}
+// A server this spec starts and stops itself, so a restart disturbs no
+// other test.
 
 test('a server restart: pages reconnect by themselves and the message typed meanwhile arrives once', async ({ browser }) => {
-  let server = await startServer();
+  const server = await OwnServer.start(RESTART_PORT);
   const ann = await ChatPage.open(browser);
   const ben = await ChatPage.open(browser);
-  for (const person of [ann, ben]) person.origin = origin;
+  for (const person of [ann, ben]) person.origin = server.origin;
   try {
     await ann.join(uniqueName('ann'));
     await ben.join(uniqueName('ben'));
     await ann.send('before the restart');
     await expect(ben.message('before the restart')).toHaveCount(1);
 
-    await stopServer(server);
+    await server.stop();
     await expect(ann.status).toHaveAttribute('data-state', 'disconnected');
     await expect(ann.status).toContainText('reconnecting');
     await ann.send('typed while the server was down');
     await expect(ann.pending).toHaveCount(1);
-    server = await startServer();
+    await server.start();
 
     for (const person of [ann, ben]) {
       await expect(person.status).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
@@ -64,15 +35,15 @@ test('a server restart: pages reconnect by themselves and the message typed mean
   } finally {
     await ann.close();
     await ben.close();
-    await stopServer(server);
+    await server.stop();
   }
 });
 
 test('what others said while a page was cut off appears when it is back', async ({ browser }) => {
-  const server = await startServer();
+  const server = await OwnServer.start(RESTART_PORT);
   const cut = await ChatPage.open(browser);
   const talker = await ChatPage.open(browser);
-  for (const person of [cut, talker]) person.origin = origin;
+  for (const person of [cut, talker]) person.origin = server.origin;
   // The cut-off page's socket goes through a switch this test controls.
   let online = true;
   const sockets: { close: () => Promise<void> }[] = [];
@@ -106,6 +77,6 @@ test('what others said while a page was cut off appears when it is back', async 
   } finally {
     await cut.close();
     await talker.close();
-    await stopServer(server);
+    await server.stop();
   }
 });

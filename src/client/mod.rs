@@ -1,5 +1,6 @@
 //! The browser side of the chat: the reactive state the components render,
-//! the WebSocket that feeds it, and the tab's remembered username.
+//! the WebSocket that feeds it, and what the tab remembers (username,
+//! access token).
 //!
 //! Compiled into both halves (the server renders the components that name
 //! these types) but only *run* in the browser: everything here that touches
@@ -7,6 +8,7 @@
 //! during server rendering.
 
 pub mod backoff;
+pub mod http;
 pub mod location;
 pub mod rooms_api;
 pub mod session;

@@ -1,11 +1,6 @@
 //! The room list, from `GET /api/rooms`.
-//!
-//! Plain `fetch` through web-sys rather than an HTTP client crate: one GET
-//! of a small JSON list does not justify the bytes in the WASM.
 
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-
+use super::{http, session};
 use crate::protocol::ROOMS_API_PATH;
 
 /// What the room list shows of each [`crate::protocol::RoomSummary`]; the
@@ -16,20 +11,16 @@ pub struct ListedRoom {
     pub online: usize,
 }
 
-pub async fn fetch_rooms() -> Result<Vec<ListedRoom>, String> {
-    let failed = |_| "could not load the room list".to_string();
-    let response = JsFuture::from(leptos::prelude::window().fetch_with_str(ROOMS_API_PATH))
-        .await
-        .map_err(failed)?;
-    let response: web_sys::Response = response.dyn_into().map_err(failed)?;
-    if !response.ok() {
-        return Err(format!("the room list answered {}", response.status()));
+/// The list, or `None` if it could not be had. No reason is kept: the list
+/// is refreshed every few seconds and a failed refresh just keeps the old
+/// one (the socket's status says why the server cannot be reached).
+pub async fn fetch_rooms() -> Option<Vec<ListedRoom>> {
+    let url = session::with_access_token(ROOMS_API_PATH.to_string());
+    let (status, text) = http::get(&url).await?;
+    if status != 200 {
+        return None;
     }
-    let text = JsFuture::from(response.text().map_err(failed)?)
-        .await
-        .map_err(failed)?;
-    let text = text.as_string().unwrap_or_default();
-    // The error is not formatted: serde's messages would bring float
-    // printing (its `Unexpected::Float`) into the WASM, ~6 KB of brotli.
-    serde_json::from_str(&text).map_err(|_| "the room list could not be read".to_string())
+    // Not `serde_json::Error`'s message: it would bring float printing (its
+    // `Unexpected::Float`) into the WASM, ~6 KB of brotli.
+    serde_json::from_str(&text).ok()
 }

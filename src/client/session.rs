@@ -1,14 +1,27 @@
-//! The tab's username, so a reload rejoins as the same person.
+//! What this tab remembers: its username, so a reload rejoins as the same
+//! person, and the server's access token, if it needs one.
 //!
 //! Kept in `sessionStorage`: per tab (two tabs can be two users) and gone
-//! when the tab closes. The join form also works before the WASM has loaded,
-//! as a plain GET to `/?name=NAME`; that name is taken over here and removed
-//! from the address bar, so the URL never becomes a shareable "log in as".
+//! when the tab closes. Both arrive in the page's own URL and are taken out
+//! of the address bar:
+//! - The join form also works before the WASM has loaded, as a plain GET to
+//!   `/?name=NAME`; that name is taken over here, so the URL never becomes a
+//!   shareable "log in as".
+//! - `?accessToken=T` is the link a server's owner hands out. A script in
+//!   the page's head ([`take_token_script`]) moves it into storage before
+//!   anything else runs: the secret is out of the address bar (history,
+//!   bookmarks, screenshots) while the WASM is still loading, and a join
+//!   form sent before then (a GET, which replaces the query) cannot lose it.
+//!   Its few bytes of JavaScript also cost the WASM budget nothing.
 
 use leptos::prelude::window;
 
+use crate::protocol::ACCESS_TOKEN_PARAM;
+
 const KEY: &str = "banter.username";
 const QUERY_PARAM: &str = "name";
+/// Where the access token is kept.
+const TOKEN_KEY: &str = "banter.accessToken";
 
 fn storage() -> Option<web_sys::Storage> {
     window().session_storage().ok().flatten()
@@ -21,6 +34,23 @@ pub fn load() -> Option<String> {
         return Some(name);
     }
     storage()?.get_item(KEY).ok().flatten()
+}
+
+/// The access token this tab was given, if any.
+pub fn access_token() -> Option<String> {
+    storage()?.get_item(TOKEN_KEY).ok().flatten()
+}
+
+/// `url` (this server's, relative, perhaps with a query already) with the
+/// access token added as a query parameter, if this tab has one.
+pub fn with_access_token(mut url: String) -> String {
+    if let Some(token) = access_token() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(ACCESS_TOKEN_PARAM);
+        url.push('=');
+        url.push_str(&String::from(js_sys::encode_uri_component(&token)));
+    }
+    url
 }
 
 pub fn save(name: &str) {
@@ -51,4 +81,17 @@ fn take_from_url() -> Option<String> {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
     }
     Some(name)
+}
+
+/// The head script that moves `?accessToken=` from the address bar into
+/// `sessionStorage` (keeping the path, the other parameters and the
+/// fragment, without a new history entry). An empty token is dropped from
+/// the URL but not stored. Rendered by the server only.
+pub fn take_token_script() -> String {
+    format!(
+        "try{{var u=new URL(location.href),t=u.searchParams.get('{ACCESS_TOKEN_PARAM}');\
+         if(t!==null){{if(t)sessionStorage.setItem('{TOKEN_KEY}',t);\
+         u.searchParams.delete('{ACCESS_TOKEN_PARAM}');\
+         history.replaceState(history.state,'',u.pathname+u.search+u.hash)}}}}catch(e){{}}"
+    )
 }

@@ -3,6 +3,11 @@
 //! One task reads frames into [`ChatState`]; one forwards what the page
 //! sends. The raw `web_sys::WebSocket` is kept as well, because gloo's
 //! stream and sink halves cannot close the socket on their own.
+//!
+//! A browser tells a page nothing about a refused handshake: the socket just
+//! closes with 1006, as when the network drops. So when a socket closes
+//! without ever having delivered a frame, the reader asks the server why,
+//! with a plain GET of the same URL (see [`refusal`]).
 
 use std::{cell::Cell, rc::Rc};
 
@@ -10,10 +15,13 @@ use futures::{SinkExt, StreamExt, channel::mpsc};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use leptos::{prelude::*, task::spawn_local};
 
-use super::state::{ChatState, Status};
+use super::{
+    http, session,
+    state::{ChatState, Status},
+};
 use crate::protocol::{
     ClientEvent, PRESENCE_DELTA, PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM, ServerEvent,
-    USERNAME_PARAM, WS_PATH,
+    USERNAME_PARAM, WS_PATH, close_code,
 };
 
 /// Close code for a normal, user-initiated close.
@@ -39,9 +47,13 @@ impl Connection {
         since: Option<u64>,
         state: ChatState,
     ) -> Result<Self, String> {
-        let url = socket_url(username, room, since)?;
-        let raw = web_sys::WebSocket::new(&url).map_err(|_| format!("cannot open {url}"))?;
-        let socket = WebSocket::try_from(raw.clone()).map_err(|err| err.to_string())?;
+        let path = socket_path(username, room, since);
+        let url = socket_url(&path)?;
+        // Not the URL in the message: it may carry the access token, and the
+        // message is shown on screen.
+        let failed = || "the connection could not be opened".to_string();
+        let raw = web_sys::WebSocket::new(&url).map_err(|_| failed())?;
+        let socket = WebSocket::try_from(raw.clone()).map_err(|_| failed())?;
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut queue) = mpsc::unbounded::<String>();
         let closed_by_us = Rc::new(Cell::new(false));
@@ -61,10 +73,14 @@ impl Connection {
                 code: ABNORMAL_CLOSURE,
                 reason: String::new(),
             };
+            // The server's first frames come right after the upgrade (the
+            // user list): until one arrives, the handshake may have failed.
+            let mut opened = false;
             while let Some(frame) = stream.next().await {
                 match frame {
                     Ok(Message::Text(text)) => match ServerEvent::from_json(&text) {
                         Ok(event) => {
+                            opened = true;
                             if state.status.try_get_untracked() != Some(Status::Connected) {
                                 state.status.try_set(Status::Connected);
                             }
@@ -86,6 +102,20 @@ impl Connection {
                     }
                     Err(_) => {}
                 }
+            }
+            let dropped = matches!(
+                closed,
+                Status::Closed {
+                    code: ABNORMAL_CLOSURE,
+                    ..
+                }
+            );
+            if !opened
+                && dropped
+                && !quiet.get()
+                && let Some(refused) = refusal(&path).await
+            {
+                closed = refused;
             }
             if !quiet.get() {
                 state.status.try_set(closed);
@@ -114,20 +144,54 @@ impl Connection {
     }
 }
 
-/// `ws(s)://<this host>/start_web_socket?username=…&room=…&presence=delta`
-/// (and `&since=…` when resuming).
-fn socket_url(username: &str, room: &str, since: Option<u64>) -> Result<String, String> {
+/// `/start_web_socket?username=…&room=…&presence=delta` (and `&since=…`
+/// when resuming, `&accessToken=…` when this tab has a token).
+fn socket_path(username: &str, room: &str, since: Option<u64>) -> String {
+    let name = String::from(js_sys::encode_uri_component(username));
+    let room = String::from(js_sys::encode_uri_component(room));
+    let since = since.map_or(String::new(), |id| format!("&{SINCE_PARAM}={id}"));
+    session::with_access_token(format!(
+        "{WS_PATH}?{USERNAME_PARAM}={name}&{ROOM_PARAM}={room}\
+         &{PRESENCE_PARAM}={PRESENCE_DELTA}{since}"
+    ))
+}
+
+/// `ws(s)://<this host><path>`.
+fn socket_url(path: &str) -> Result<String, String> {
     let location = window().location();
     let scheme = match location.protocol() {
         Ok(protocol) if protocol == "https:" => "wss",
         _ => "ws",
     };
     let host = location.host().map_err(|_| "no host".to_string())?;
-    let name = String::from(js_sys::encode_uri_component(username));
-    let room = String::from(js_sys::encode_uri_component(room));
-    let since = since.map_or(String::new(), |id| format!("&{SINCE_PARAM}={id}"));
-    Ok(format!(
-        "{scheme}://{host}{WS_PATH}?{USERNAME_PARAM}={name}&{ROOM_PARAM}={room}\
-         &{PRESENCE_PARAM}={PRESENCE_DELTA}{since}"
-    ))
+    Ok(format!("{scheme}://{host}{path}"))
 }
+
+/// Why the server refused the socket at `path` before upgrading it, if it
+/// did. The same URL as a plain GET meets the same checks, in the same
+/// order, and the first that fails answers with a sentence for people:
+/// - 401 (no token) or 403 (token refused, or another site's page): the
+///   same again would be refused again, so it is a refusal (the page leaves
+///   the chat and shows why);
+/// - 429 or 503 (limits): worth retrying later, with the reason shown;
+/// - anything else (426: the server would have upgraded it; no answer: it
+///   is down): `None`, the network's fault, retried as any drop.
+async fn refusal(path: &str) -> Option<Status> {
+    let (status, body) = http::get(path).await?;
+    let mut reason = body.trim().to_string();
+    let code = match status {
+        401 => {
+            reason.push_str(TOKEN_HINT);
+            close_code::POLICY
+        }
+        403 => close_code::POLICY,
+        429 | 503 => ABNORMAL_CLOSURE,
+        _ => return None,
+    };
+    Some(Status::Closed { code, reason })
+}
+
+/// Said with a 401: what a person without a token can do about it. (A
+/// word joiner after the `?`, or narrow screens break the line there.)
+const TOKEN_HINT: &str =
+    " (open Banter with the link you were given: the one that ends in ?\u{2060}accessToken=…)";

@@ -28,8 +28,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// The server refused this user (taken or invalid name or room):
-    /// reconnecting the same way would be refused again.
+    /// The server refused this user (taken or invalid name or room, or a
+    /// missing or refused access token): reconnecting the same way would be
+    /// refused again.
     pub fn is_refusal(&self) -> bool {
         matches!(self, Status::Closed { code, .. } if *code == close_code::POLICY)
     }

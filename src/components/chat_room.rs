@@ -153,7 +153,6 @@ pub fn ChatRoom(
             state.loading.set(true);
         }
     };
-    let online = Signal::derive(move || state.status.get() == Status::Connected);
 
     view! {
         <div class="chat">
@@ -173,7 +172,7 @@ pub fn ChatRoom(
                 <UserList users=state.users me=name.clone()/>
             </div>
             <p class="notice" role="alert" data-testid="notice">{move || state.notice.get()}</p>
-            <MessageInput on_send=send on_typing=typing online/>
+            <MessageInput on_send=send on_typing=typing status=state.status/>
         </div>
     }
 }

@@ -3,7 +3,7 @@
 
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
-use crate::protocol::MAX_MESSAGE_CHARS;
+use crate::{client::Status, protocol::MAX_MESSAGE_CHARS};
 
 #[component]
 pub fn MessageInput(
@@ -13,9 +13,9 @@ pub fn MessageInput(
     /// The user typed something (throttled by the caller).
     #[prop(into)]
     on_typing: Callback<()>,
-    /// Connected right now (only changes the hint).
-    #[prop(into)]
-    online: Signal<bool>,
+    /// The connection (only changes the hint). The signal itself rather
+    /// than a derived `Signal<bool>`, which costs the WASM more.
+    status: RwSignal<Status>,
 ) -> impl IntoView {
     let input: NodeRef<html::Input> = NodeRef::new();
     // `autofocus` only acts on page load; the chat appears later, so focus
@@ -44,7 +44,7 @@ pub fn MessageInput(
                 type="text"
                 aria-label="Message"
                 placeholder=move || {
-                    if online.get() { "Write a message…" } else { "Offline: messages will be sent on reconnecting" }
+                    if status.get() == Status::Connected { "Write a message…" } else { "Offline: messages will be sent on reconnecting" }
                 }
                 maxlength=MAX_MESSAGE_CHARS
                 autocomplete="off"

@@ -28,12 +28,15 @@ pub fn RoomList(
     let error = RwSignal::new(None::<String>);
     let refresh = move || {
         spawn_local(async move {
-            if let Ok(list) = fetch_rooms().await {
+            if let Some(list) = fetch_rooms().await {
                 rooms.try_set(list);
             }
         });
     };
-    Effect::new(move |_| refresh());
+    // At once, not in an effect: the chat (and so this list) only ever
+    // renders in the browser, after hydration (the ticker below relies on
+    // that too), and an effect that tracks nothing cost ~250 B of brotli.
+    refresh();
     if let Ok(ticker) = set_interval_with_handle(refresh, REFRESH) {
         on_cleanup(move || ticker.clear());
     }

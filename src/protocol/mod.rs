@@ -47,6 +47,11 @@ pub const PRESENCE_PARAM: &str = "presence";
 /// The value of [`PRESENCE_PARAM`] that selects deltas.
 pub const PRESENCE_DELTA: &str = "delta";
 
+/// Query parameter carrying the access token, when the server is set up to
+/// need one. A query parameter because browsers cannot set headers on a
+/// WebSocket; other clients may send `Authorization: Bearer T` instead.
+pub const ACCESS_TOKEN_PARAM: &str = "accessToken";
+
 /// Longest username, in characters (Unicode scalar values).
 pub const MAX_USERNAME_CHARS: usize = 32;
 /// Longest room name, in characters (ASCII letters, digits, `-`, `_`).
