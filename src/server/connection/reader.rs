@@ -28,7 +28,7 @@ const TYPING_EVERY: Duration = Duration::from_secs(1);
 
 /// Reads client events until the client closes or the connection fails.
 pub(super) async fn read_loop<S>(
-    mut stream: S,
+    stream: &mut S,
     name: &Arc<str>,
     room: &Arc<Room>,
     hub: &Hub,
