@@ -18,12 +18,17 @@ test('a reload keeps the room and the scrollback', async ({ browser }) => {
 });
 
 test('scrolling up loads older messages until the beginning', async ({ browser }) => {
+  // 120 messages typed in a few seconds go out at the page's own pace, just
+  // under the server's flood limit (10 a second after a burst of 20), so
+  // the last arrives ~12 s after the first: slowed, none refused.
+  test.setTimeout(60_000);
   const writer = await ChatPage.open(browser);
   await writer.join(uniqueName('writer'));
   for (let i = 1; i <= 120; i++) {
     await writer.send(`old ${i}`);
   }
-  await expect(writer.message('old 120')).toHaveCount(1);
+  await expect(writer.message('old 120')).toHaveCount(1, { timeout: 20_000 });
+  await expect(writer.page.getByText('Sending…')).toHaveCount(0);
 
   const reader = await ChatPage.open(browser, { width: 900, height: 600 });
   await reader.join(uniqueName('reader'));

@@ -79,6 +79,7 @@ pub async fn start_web_socket(
         Err(refusal) => {
             // The reason, never the token.
             info!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+            state.admission.hold_back(&refusal).await;
             return refusal.into_response();
         }
     };

@@ -132,20 +132,24 @@ async fn handshakes_per_second_per_address_are_limited_with_retry_after() {
     for i in 0..3 {
         sockets.push(server.join(&format!("u{i}")).await);
     }
-    let (status, body) = server
-        .try_connect("username=u3", &[])
-        .await
-        .expect_err("429");
+    // Both at once: a refusal is held back a second before it is sent, by
+    // which time the bucket has a token again.
+    let started = std::time::Instant::now();
+    let (socket, plain) = tokio::join!(
+        server.try_connect("username=u3", &[]),
+        server.http_request("/start_web_socket?username=u4", ""),
+    );
+    let (status, body) = socket.expect_err("429");
     assert_eq!(status, 429);
     assert!(body.contains("wait a moment"), "{body}");
-    let (status, head, _) = server
-        .http_request("/start_web_socket?username=u4", "")
-        .await;
+    let (status, head, _) = plain;
     assert_eq!(status, 429);
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 1"),
         "{head}"
     );
+    // Held back, so a client retrying at once tries about once a second.
+    assert!(started.elapsed() >= Duration::from_millis(900));
     // The others chat on regardless.
     say(&mut sockets[0], "still here").await;
     expect_event(&mut sockets[2], "send-message", |e| {

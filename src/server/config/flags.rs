@@ -189,7 +189,7 @@ pub(super) struct Cli {
         long,
         env = "BANTER_MESSAGE_RATE",
         value_name = "PER_SECOND",
-        default_value_t = 10,
+        default_value_t = crate::protocol::DEFAULT_MESSAGE_RATE,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(super) message_rate: u32,
@@ -199,7 +199,7 @@ pub(super) struct Cli {
         long,
         env = "BANTER_MESSAGE_BURST",
         value_name = "N",
-        default_value_t = 20,
+        default_value_t = crate::protocol::DEFAULT_MESSAGE_BURST,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(super) message_burst: u32,
