@@ -20,8 +20,8 @@ use super::{
     state::{ChatState, Status},
 };
 use crate::protocol::{
-    ClientEvent, PRESENCE_DELTA, PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM, ServerEvent,
-    USERNAME_PARAM, WS_PATH, close_code,
+    ClientEvent, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, PRESENCE_DELTA, PRESENCE_PARAM,
+    ROOM_PARAM, SINCE_PARAM, ServerEvent, USERNAME_PARAM, WS_PATH, close_code,
 };
 
 /// Close code for a normal, user-initiated close.
@@ -60,7 +60,12 @@ impl Connection {
         state.status.set(Status::Connecting);
 
         spawn_local(async move {
+            let mut pace = Pace::new(js_sys::Date::now());
             while let Some(text) = queue.next().await {
+                let wait = pace.take(js_sys::Date::now());
+                if wait > 0.0 {
+                    sleep_ms(wait).await;
+                }
                 if sink.send(Message::Text(text)).await.is_err() {
                     break;
                 }
@@ -144,6 +149,50 @@ impl Connection {
     }
 }
 
+/// The page's own token bucket, a little under the server's default flood
+/// limit: a burst of queued messages (the outbox after a reconnect, a fast
+/// typist) goes out as fast as the server takes it instead of being
+/// refused with "Slow down" and left "Sending…".
+pub struct Pace {
+    tokens: f64,
+    at_ms: f64,
+}
+
+impl Pace {
+    const PER_MS: f64 = DEFAULT_MESSAGE_RATE as f64 * 0.9 / 1000.0;
+    const BURST: f64 = (DEFAULT_MESSAGE_BURST - 2) as f64;
+
+    pub fn new(now_ms: f64) -> Self {
+        Pace {
+            tokens: Self::BURST,
+            at_ms: now_ms,
+        }
+    }
+
+    /// Takes a token for one frame sent at `now_ms`: how many ms to wait
+    /// before sending it.
+    pub fn take(&mut self, now_ms: f64) -> f64 {
+        let elapsed = (now_ms - self.at_ms).max(0.0);
+        self.tokens = (self.tokens + elapsed * Self::PER_MS).min(Self::BURST) - 1.0;
+        self.at_ms = now_ms;
+        if self.tokens >= 0.0 {
+            0.0
+        } else {
+            -self.tokens / Self::PER_MS
+        }
+    }
+}
+
+async fn sleep_ms(ms: f64) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window
+                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms.ceil() as i32);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// `/start_web_socket?username=…&room=…&presence=delta` (and `&since=…`
 /// when resuming, `&accessToken=…` when this tab has a token).
 fn socket_path(username: &str, room: &str, since: Option<u64>) -> String {
@@ -195,3 +244,32 @@ async fn refusal(path: &str) -> Option<Status> {
 /// word joiner after the `?`, or narrow screens break the line there.)
 const TOKEN_HINT: &str =
     " (open Banter with the link you were given: the one that ends in ?\u{2060}accessToken=…)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_frames_never_exceed_the_servers_default_bucket() {
+        // 200 frames queued at once, sent when the pace allows.
+        let mut pace = Pace::new(0.0);
+        let mut now = 0.0;
+        let (rate, burst) = (
+            f64::from(DEFAULT_MESSAGE_RATE) / 1000.0,
+            f64::from(DEFAULT_MESSAGE_BURST),
+        );
+        let (mut server_tokens, mut server_at) = (burst, 0.0);
+        for frame in 0..200 {
+            now += pace.take(now);
+            server_tokens = (server_tokens + (now - server_at) * rate).min(burst);
+            server_at = now;
+            assert!(
+                server_tokens >= 1.0,
+                "frame {frame} at {now} ms would be refused"
+            );
+            server_tokens -= 1.0;
+        }
+        // The first 18 go at once, the rest at 9 a second.
+        assert!((now - 182.0 / 9.0 * 1000.0).abs() < 1.0, "{now}");
+    }
+}

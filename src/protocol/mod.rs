@@ -62,6 +62,11 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 /// Messages in one `history` page: on joining, and per `load-history`.
 pub const HISTORY_PAGE: usize = 50;
+/// The server's default flood limit: client events per second per socket,
+/// and how many at once. Banter's client paces itself just under it, so a
+/// fast typist or a burst of queued messages is slowed, never refused.
+pub const DEFAULT_MESSAGE_RATE: u32 = 10;
+pub const DEFAULT_MESSAGE_BURST: u32 = 20;
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
