@@ -20,8 +20,8 @@ use super::{
     state::{ChatState, Status},
 };
 use crate::protocol::{
-    ClientEvent, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, PRESENCE_DELTA, PRESENCE_PARAM,
-    ROOM_PARAM, SINCE_PARAM, ServerEvent, USERNAME_PARAM, WS_PATH, close_code,
+    ClientEvent, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, ORIGIN_PARAM, PRESENCE_DELTA,
+    PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM, ServerEvent, USERNAME_PARAM, WS_PATH, close_code,
 };
 
 /// Close code for a normal, user-initiated close.
@@ -226,8 +226,18 @@ fn socket_url(path: &str) -> Result<String, String> {
 /// - anything else (426: the server would have upgraded it; no answer: it
 ///   is down): `None`, the network's fault, retried as any drop.
 async fn refusal(path: &str) -> Option<Status> {
-    let (status, body) = http::get(path).await?;
-    let mut reason = body.trim().to_string();
+    let origin = window().location().origin().unwrap_or_default();
+    let origin = String::from(js_sys::encode_uri_component(&origin));
+    let (status, body) = http::get(&format!("{path}&{ORIGIN_PARAM}={origin}")).await?;
+    // Banter's answers are one short line; a proxy's error page is not.
+    let mut reason: String = body
+        .trim()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
     let code = match status {
         401 => {
             reason.push_str(TOKEN_HINT);

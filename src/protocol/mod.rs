@@ -51,6 +51,10 @@ pub const PRESENCE_DELTA: &str = "delta";
 /// need one. A query parameter because browsers cannot set headers on a
 /// WebSocket; other clients may send `Authorization: Bearer T` instead.
 pub const ACCESS_TOKEN_PARAM: &str = "accessToken";
+/// The page's origin, stated by the page when it asks why its socket was
+/// refused: a same-origin `fetch` GET carries no `Origin` header, and the
+/// answer must be the one the socket got. Used only when the header is absent.
+pub const ORIGIN_PARAM: &str = "origin";
 
 /// Longest username, in characters (Unicode scalar values).
 pub const MAX_USERNAME_CHARS: usize = 32;

@@ -103,26 +103,39 @@ impl Access {
         !self.settings.tokens.is_empty()
     }
 
-    /// The origin check, then the token check (`query_token` is the
-    /// `accessToken` query parameter, if any).
-    pub fn check(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), Refusal> {
-        self.check_origin(headers)?;
+    /// The origin check, then the token check. `stated_origin` is the
+    /// `origin` query parameter, which the page sends when it asks why its
+    /// socket was refused (a same-origin GET has no Origin header); it
+    /// counts only without the header, which browsers always send on a
+    /// socket, so it cannot be used to pass the check. `query_token` is the
+    /// `accessToken` query parameter.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        stated_origin: Option<&str>,
+        query_token: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let origin = match headers.get(header::ORIGIN) {
+            Some(origin) => Some(origin.to_str().unwrap_or("")),
+            None => stated_origin,
+        };
+        if let Some(origin) = origin {
+            self.check_origin(headers, origin)?;
+        }
         self.check_token(headers, query_token)
     }
 
-    /// Allowed: no Origin header; an Origin whose host (and port) is the
-    /// request's own Host, whatever the scheme (a TLS proxy in front changes
-    /// it); an origin listed in the settings; anything if `*` is listed.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
-        let Some(origin) = headers.get(header::ORIGIN) else {
-            return Ok(());
-        };
-        let origin = origin.to_str().unwrap_or("");
+    /// Allowed: an `origin` whose host (and port) is the request's own
+    /// Host, whatever the scheme (a TLS proxy in front changes it, and may
+    /// add the default port to Host); an origin listed in the settings;
+    /// anything if `*` is listed. Requests with no origin at all are not
+    /// from a browser page and never get here.
+    fn check_origin(&self, headers: &HeaderMap, origin: &str) -> Result<(), Refusal> {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let same_host = host.is_some_and(|host| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+            origin.split_once("://").is_some_and(|(_, rest)| {
+                without_default_port(rest).eq_ignore_ascii_case(without_default_port(host))
+            })
         });
         let listed = self.settings.allowed_origins.iter().any(|allowed| {
             allowed == "*" || allowed.trim_end_matches('/').eq_ignore_ascii_case(origin)
@@ -148,10 +161,8 @@ impl Access {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
         let header_key = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
         let presented = bearer.or(header_key).or(query_token).map(str::trim);
         match presented {
@@ -168,6 +179,14 @@ impl Access {
             found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
         })
     }
+}
+
+/// `host:80` and `host:443` as `host`: an Origin never names its
+/// scheme's default port, and some proxies put it in Host.
+fn without_default_port(host: &str) -> &str {
+    host.strip_suffix(":443")
+        .or_else(|| host.strip_suffix(":80"))
+        .unwrap_or(host)
 }
 
 /// An origin as it may appear in a log line or a response: printable ASCII
@@ -207,29 +226,36 @@ mod tests {
     fn origins() {
         let open = access(&[], &[]);
         assert_eq!(
-            open.check_origin(&headers(&[("host", "chat.test:3000")])),
+            open.check(&headers(&[("host", "chat.test:3000")]), None, None),
             Ok(())
         );
         let own = headers(&[
             ("host", "chat.test:3000"),
             ("origin", "http://chat.test:3000"),
         ]);
-        assert_eq!(open.check_origin(&own), Ok(()));
+        assert_eq!(open.check(&own, None, None), Ok(()));
         let foreign = headers(&[("host", "chat.test:3000"), ("origin", "http://evil.test")]);
         assert_eq!(
-            open.check_origin(&foreign),
+            open.check(&foreign, None, None),
             Err(Refusal::ForeignOrigin("http://evil.test".into()))
         );
         let other_port = headers(&[
             ("host", "chat.test:3000"),
             ("origin", "http://chat.test:4000"),
         ]);
-        assert!(open.check_origin(&other_port).is_err());
+        assert!(open.check(&other_port, None, None).is_err());
         assert_eq!(
-            access(&[], &["http://evil.test/"]).check_origin(&foreign),
+            access(&[], &["http://evil.test/"]).check(&foreign, None, None),
             Ok(())
         );
-        assert_eq!(access(&[], &["*"]).check_origin(&foreign), Ok(()));
+        assert_eq!(access(&[], &["*"]).check(&foreign, None, None), Ok(()));
+        // A stated origin counts only without the header (the page's probe).
+        let bare = headers(&[("host", "chat.test:3000")]);
+        assert!(open.check(&bare, Some("http://evil.test"), None).is_err());
+        assert_eq!(open.check(&own, Some("http://evil.test"), None), Ok(()));
+        // Default ports: Host may name one, Origin never does.
+        let https = headers(&[("host", "chat.test:443"), ("origin", "https://chat.test")]);
+        assert_eq!(open.check(&https, None, None), Ok(()));
     }
 
     #[test]
@@ -252,6 +278,8 @@ mod tests {
         assert_eq!(gated.check_token(&bearer, None), Ok(()));
         let key = headers(&[("x-ws-auth-key", "s3cret")]);
         assert_eq!(gated.check_token(&key, None), Ok(()));
+        let shouting = headers(&[("authorization", "BEARER s3cret")]);
+        assert_eq!(gated.check_token(&shouting, None), Ok(()));
         let wrong = headers(&[("authorization", "Bearer nope")]);
         assert_eq!(gated.check_token(&wrong, None), Err(Refusal::WrongToken));
         assert_eq!(access(&[], &[]).check_token(&headers(&[]), None), Ok(()));

@@ -2,8 +2,8 @@
 //!
 //! Every handshake asks for a [`Ticket`] before the upgrade; the ticket is
 //! held by the connection task and gives its place back when dropped, so
-//! the counts cannot drift whichever way a connection ends. Three limits,
-//! checked cheapest-to-refuse first:
+//! the counts cannot drift whichever way a connection ends. Four checks,
+//! cheapest-to-refuse first:
 //!
 //! 1. an address whose socket was just closed for flooding is refused for
 //!    `flood-cooldown-ms` (see below),

@@ -4,25 +4,34 @@
 //! parse and often a store and a broadcast to the room, so each socket gets
 //! a token bucket: `message-rate` per second on average, `message-burst` at
 //! once. A frame over the limit is not acted on and the client is told to
-//! slow down; a client that goes on sending as fast as before — as many
-//! refusals in a row as its burst, with nothing accepted in between — is
-//! not a person typing and is closed with 1008.
+//! slow down; a client that goes on sending over the limit — more refusals
+//! than its burst with never a quiet second between them — is not a person
+//! typing and is closed with 1008. Refusals are forgiven only by a quiet
+//! second, not by an accepted frame: a script at 100 frames a second gets
+//! one accepted every 100 ms and would otherwise never be closed.
 //!
 //! A refusal still costs the server one small error frame, and that frame
 //! goes through the client's own reply queue: a flooder that does not read
 //! its errors stalls only its own reader, which in turn stops reading its
 //! socket, so TCP pushes the flood back onto the flooder.
 
-use std::num::NonZeroU32;
+use std::{
+    num::NonZeroU32,
+    time::{Duration, Instant},
+};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::config::SocketSettings;
 
-/// One socket's bucket and its count of refusals in a row.
+/// Refusals are forgotten after this long without one.
+const FORGIVE_AFTER: Duration = Duration::from_secs(1);
+
+/// One socket's bucket and its recent refusals.
 pub struct FloodGate {
     bucket: DefaultDirectRateLimiter,
-    refused_in_a_row: u32,
+    refusals: u32,
+    last_refusal: Option<Instant>,
     max_refusals: u32,
 }
 
@@ -42,7 +51,8 @@ impl FloodGate {
         let burst = NonZeroU32::new(settings.message_burst).unwrap_or(rate);
         FloodGate {
             bucket: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-            refused_in_a_row: 0,
+            refusals: 0,
+            last_refusal: None,
             max_refusals: burst.get(),
         }
     }
@@ -50,11 +60,18 @@ impl FloodGate {
     /// Takes a token for one frame, or says why not.
     pub fn check(&mut self) -> Verdict {
         if self.bucket.check().is_ok() {
-            self.refused_in_a_row = 0;
             return Verdict::Accept;
         }
-        self.refused_in_a_row += 1;
-        if self.refused_in_a_row > self.max_refusals {
+        let now = Instant::now();
+        if self
+            .last_refusal
+            .is_none_or(|last| now.duration_since(last) >= FORGIVE_AFTER)
+        {
+            self.refusals = 0;
+        }
+        self.refusals += 1;
+        self.last_refusal = Some(now);
+        if self.refusals > self.max_refusals {
             Verdict::Close
         } else {
             Verdict::SlowDown
@@ -65,18 +82,37 @@ impl FloodGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    fn gate(rate: u32, burst: u32) -> FloodGate {
+        FloodGate::new(&SocketSettings {
+            stall_timeout: Duration::from_secs(10),
+            message_rate: rate,
+            message_burst: burst,
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(10),
+        })
+    }
+
+    #[test]
+    fn a_steady_flood_above_the_rate_is_closed_though_some_frames_pass() {
+        // 50 a second against 10 a second: one in five is accepted.
+        let mut gate = gate(10, 5);
+        let mut verdicts = Vec::new();
+        for _ in 0..100 {
+            let verdict = gate.check();
+            if verdict == Verdict::Close {
+                break;
+            }
+            verdicts.push(verdict);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(verdicts.len() < 100, "never closed");
+        assert!(verdicts[5..].contains(&Verdict::Accept), "{verdicts:?}");
+    }
 
     #[test]
     fn a_burst_passes_then_slow_down_then_close() {
-        let settings = SocketSettings {
-            stall_timeout: Duration::from_secs(10),
-            message_rate: 1,
-            message_burst: 3,
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(10),
-        };
-        let mut gate = FloodGate::new(&settings);
+        let mut gate = gate(1, 3);
         let verdicts: Vec<Verdict> = (0..7).map(|_| gate.check()).collect();
         use Verdict::*;
         assert_eq!(

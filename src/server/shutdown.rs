@@ -1,10 +1,12 @@
 //! Graceful shutdown, designed in from the start.
 //!
-//! One `CancellationToken` is the signal: the HTTP listener stops
-//! accepting when it fires, and every connection's writer answers it by
-//! closing its socket with 1001 (going away). A [`TaskTracker`] counts the
-//! connection tasks, so the server can wait for the goodbyes — up to
-//! [`GRACE`], after which it exits regardless.
+//! The signal fires the `shutdown` token: the accept loop stops and each
+//! connection's reader stops taking frames. The server then stores and
+//! delivers everything accepted (`Hub::close`) and fires `goodbye`, which
+//! each writer answers by sending what is left in its ring and closing with
+//! 1001 (see `connection`). A [`TaskTracker`] counts the connection tasks,
+//! so the server can wait for the goodbyes — up to [`GRACE`], after which
+//! it exits regardless.
 
 use std::time::Duration;
 

@@ -43,7 +43,8 @@ const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// message, far below what would let one client tie up real memory.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds the access token.
+#[derive(Deserialize)]
 pub struct JoinParams {
     #[serde(default)]
     username: String,
@@ -58,6 +59,9 @@ pub struct JoinParams {
     /// For browsers, which cannot set headers on a WebSocket.
     #[serde(default, rename = "accessToken")]
     access_token: Option<String>,
+    /// The page's own origin, when it asks why its socket was refused.
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 /// Checks who is asking, then upgrades to a WebSocket, or answers 426 to a
@@ -72,7 +76,11 @@ pub async fn start_web_socket(
 ) -> Response {
     let admitted = state
         .access
-        .check(&headers, params.access_token.as_deref())
+        .check(
+            &headers,
+            params.origin.as_deref(),
+            params.access_token.as_deref(),
+        )
         .and_then(|()| state.admission.admit(peer.ip()));
     let ticket = match admitted {
         Ok(ticket) => ticket,

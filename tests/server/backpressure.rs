@@ -87,9 +87,13 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() 
     // The staller was dropped and has left.
     server.wait_for_clients(2).await;
 
+    // It has left, so nothing more may be said under its name from it (the
+    // name is free for someone else now).
+    let mut staller = staller;
+    say(&mut staller, "said after leaving").await;
+
     // When it reads again (a tab waking up) it gets what the kernel had
     // buffered for it, then 1013: reconnect and resume from storage.
-    let mut staller = staller;
     let ended = tokio::time::timeout(PATIENCE, async {
         loop {
             match staller.next().await {

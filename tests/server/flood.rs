@@ -24,7 +24,7 @@ async fn over_the_rate_a_client_is_told_to_slow_down_and_keeps_its_socket() {
         .await;
     }
     let error = expect_event(&mut alice, "error", |_| true).await;
-    assert_eq!(error["message"], "Slow down: at most 1 messages a second");
+    assert_eq!(error["message"], "Slow down: the limit is 1 per second");
     // A second later a token is back and the socket still works.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     say(&mut alice, "calmer now").await;
@@ -83,8 +83,9 @@ async fn a_client_that_keeps_flooding_is_closed_with_1008_and_others_lose_nothin
             Frame::Closed(frame) => panic!("alice was closed: {frame:?}"),
         }
     }
-    // The burst of 20 (and any refill: 10 a second) reached alice, whole.
-    assert!((20..=25).contains(&spam), "{spam} messages reached alice");
+    // The burst of 20 (and any refill while a loaded machine read: 10 a
+    // second) reached alice, whole.
+    assert!((20..40).contains(&spam), "{spam} messages reached alice");
     say(&mut alice, "quiet again").await;
     expect_event(&mut bob, "send-message", |e| e["message"] == "quiet again").await;
 

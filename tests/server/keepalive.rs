@@ -10,7 +10,7 @@ use crate::support::*;
 #[tokio::test]
 async fn a_peer_that_does_not_answer_pings_is_dropped_and_leaves_the_list() {
     let server =
-        Server::start_with(&["--ping-interval-ms", "200", "--ping-timeout-ms", "300"]).await;
+        Server::start_with(&["--ping-interval-ms", "300", "--ping-timeout-ms", "700"]).await;
     // A real client (tungstenite answers pings as it reads).
     let mut alice = server.join("alice").await;
     expect_users(&mut alice, &["alice"]).await;

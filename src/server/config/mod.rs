@@ -197,12 +197,14 @@ impl From<Cli> for Config {
             access: AccessSettings {
                 tokens: cli
                     .auth_tokens
-                    .into_iter()
+                    .iter()
+                    .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty())
                     .collect(),
                 allowed_origins: cli
                     .allowed_origins
-                    .into_iter()
+                    .iter()
+                    .map(|o| o.trim().to_string())
                     .filter(|o| !o.is_empty())
                     .collect(),
             },
@@ -322,7 +324,7 @@ mod tests {
             "--config",
             f.path().to_str().unwrap(),
             "--auth-tokens",
-            "a,b,c",
+            "a, b,,c",
         ]);
         assert_eq!(flag.access.tokens, ["a", "b", "c"]);
 

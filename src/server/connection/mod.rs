@@ -39,8 +39,9 @@ use super::{
 const REPLY_QUEUE: usize = 16;
 /// How long the writer gets to say goodbye once the reader has finished.
 const WRITER_GRACE: Duration = Duration::from_secs(1);
-/// After closing on bad input, how long to keep reading (and discarding)
-/// what the client had already sent. Dropping a socket with unread bytes
+/// Once the server has sent a close (bad input, flooding, too slow, going
+/// away), how long to keep reading (and discarding) what the client had
+/// already sent, until it answers. Dropping a socket with unread bytes
 /// makes the kernel reset it, discarding the close frame just queued: the
 /// client would see 1006 instead of the reason (measured: 40–65% of 1008s
 /// to a flooder were lost that way).
@@ -56,6 +57,9 @@ enum Disconnect {
     },
     /// Closed with 1008 for going on sending over the flood limit.
     Flooding,
+    /// The reader stopped because the writer had ended (and with it the
+    /// membership); the writer's reason is the one logged.
+    Left,
     ConnectionLost(String),
     TooSlow {
         missed: u64,
@@ -78,6 +82,7 @@ impl fmt::Display for Disconnect {
             Disconnect::TooSlow { missed } => write!(f, "too slow: {missed} events behind"),
             Disconnect::BadInput { code, reason } => write!(f, "closed with {code}: {reason}"),
             Disconnect::Flooding => write!(f, "closed with 1008 for flooding"),
+            Disconnect::Left => write!(f, "left the room"),
             Disconnect::Stalled { after } => {
                 write!(f, "stopped reading: nothing written for {after:?}")
             }
@@ -142,21 +147,29 @@ pub async fn run(
         &signals.shutdown,
     );
     let reason = tokio::select! {
+        // The reader first: when both are done, its reason (bad input,
+        // flooding) decides what happens to the socket and the address.
+        biased;
         reason = reader => {
             match reason {
                 // The writer has a close frame queued and ends once it is
                 // sent; reading on until the client's answering close lets
                 // that frame arrive.
-                Disconnect::BadInput { .. } | Disconnect::Flooding => {
-                    if matches!(reason, Disconnect::Flooding) {
-                        ticket.flooded();
-                    }
+                Disconnect::Flooding => {
+                    ticket.flooded();
                     let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
                 }
-                // The writer waits for `goodbye` (the server's own deadline
-                // bounds that wait).
-                Disconnect::ServerShutdown => {
+                Disconnect::BadInput { .. } => {
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
+                }
+                // The writer is saying goodbye: it waits for `goodbye` (the
+                // server's deadline bounds that) or for a slow client's
+                // backlog (bounded by its own timeout). Let it finish.
+                Disconnect::ServerShutdown | Disconnect::Left => {
                     let written = (&mut writer).await;
+                    // Its close is out (or given up on): read on until the
+                    // client answers, so a reset does not overtake it.
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
                     return log_end(&name, &room, &hub, written.unwrap_or(reason));
                 }
                 _ => stop_writer.cancel(),

@@ -48,6 +48,8 @@ where
         let message = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Disconnect::ServerShutdown,
+            // The writer has ended, and the user has left the room.
+            _ = replies.closed() => return Disconnect::Left,
             message = stream.next() => match message {
                 Some(message) => message,
                 None => break,
@@ -58,7 +60,7 @@ where
                 Verdict::Accept => {}
                 Verdict::SlowDown => {
                     let slow_down = encode_error(format!(
-                        "Slow down: at most {} messages a second",
+                        "Slow down: the limit is {} per second",
                         settings.message_rate
                     ));
                     if replies.send(Reply::Frame(slow_down)).await.is_err() {

@@ -53,13 +53,29 @@ pub(super) async fn write_loop<S>(
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    for frame in std::mem::take(&mut membership.snapshot) {
-        if let Err(err) = sink.feed(Message::Text(frame)).await {
-            return Disconnect::ConnectionLost(err.to_string());
+    // The snapshot can be large (a resume sends up to 10,000 messages): a
+    // client that does not read it is as stalled as one that stops later.
+    let snapshot = std::mem::take(&mut membership.snapshot);
+    let written = tokio::time::timeout(settings.stall_timeout, async {
+        for frame in snapshot {
+            sink.feed(Message::Text(frame)).await?;
         }
-    }
-    if let Err(err) = sink.flush().await {
-        return Disconnect::ConnectionLost(err.to_string());
+        sink.flush().await
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+        Err(_) => {
+            let after = settings.stall_timeout;
+            return too_slow(
+                &mut sink,
+                membership,
+                replies,
+                Disconnect::Stalled { after },
+            )
+            .await;
+        }
     }
     // One timer for the connection's life, moved rather than re-created:
     // next ping when no pong is awaited, the pong deadline when one is.
@@ -94,7 +110,7 @@ where
                     None => continue,
                 },
                 Err(RecvError::Lagged(missed)) => {
-                    return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+                    return too_slow(&mut sink, membership, replies, Disconnect::TooSlow { missed }).await;
                 }
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
             },
@@ -116,20 +132,32 @@ where
         match tokio::time::timeout(settings.stall_timeout, batch).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(missed))) => {
-                return too_slow(&mut sink, membership, Disconnect::TooSlow { missed }).await;
+                return too_slow(
+                    &mut sink,
+                    membership,
+                    replies,
+                    Disconnect::TooSlow { missed },
+                )
+                .await;
             }
             Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
             Err(_) => {
                 let after = settings.stall_timeout;
-                return too_slow(&mut sink, membership, Disconnect::Stalled { after }).await;
+                return too_slow(
+                    &mut sink,
+                    membership,
+                    replies,
+                    Disconnect::Stalled { after },
+                )
+                .await;
             }
         }
     }
 }
 
 /// The server is going: everything already in the ring for this client
-/// goes out, then 1001. Bounded by the server's shutdown deadline, which
-/// aborts a writer still stuck on a client that does not read.
+/// goes out, then 1001. Bounded by the server's shutdown deadline: at it
+/// the process exits, writer or not, if a client does not read.
 async fn say_goodbye<S>(sink: &mut S, membership: &mut Membership) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -185,11 +213,20 @@ where
 /// never get back from there), or its socket took nothing for the stall
 /// timeout. It leaves the room at once; the 1013 then waits behind its
 /// backlog, so it reconnects and resumes rather than showing a gapped chat.
-async fn too_slow<S>(sink: &mut S, membership: Membership, why: Disconnect) -> Disconnect
+async fn too_slow<S>(
+    sink: &mut S,
+    membership: Membership,
+    replies: mpsc::Receiver<Reply>,
+    why: Disconnect,
+) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
+    // Out of the room, and the reader stops too (it watches the reply
+    // queue): the name is free for someone else at once, so nothing more
+    // may be said under it from this socket.
     drop(membership);
+    drop(replies);
     let reason = "Too slow: fell behind the chat; reconnect to continue";
     let goodbye = sink.send(close(close_code::TRY_AGAIN_LATER, reason));
     let _ = tokio::time::timeout(SLOW_GOODBYE_TIMEOUT, goodbye).await;
