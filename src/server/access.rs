@@ -15,13 +15,11 @@
 //! are not from a browser page and are allowed: the tutorial's clients,
 //! bots, the benchmark.
 
-use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use super::config::AccessSettings;
+pub use super::refusal::Refusal;
 
 /// The header the Deno tutorial's clients may use instead of Authorization.
 const TOKEN_HEADER: &str = "x-ws-auth-key";
@@ -37,60 +35,6 @@ pub struct TokenQuery {
 #[derive(Debug)]
 pub struct Access {
     settings: AccessSettings,
-}
-
-/// Why a request was turned away before it became a socket.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("Connections from {0} are not allowed")]
-    ForeignOrigin(String),
-    #[error("This server needs an access token")]
-    MissingToken,
-    #[error("The access token was refused")]
-    WrongToken,
-    #[error("Too many connection attempts from your address; wait a moment")]
-    HandshakeRate { retry_after_secs: u64 },
-    #[error("Too many messages came from your address; try again in {retry_after_secs} s")]
-    CoolingDown { retry_after_secs: u64 },
-    #[error("Too many connections from your address")]
-    TooManyFromAddress,
-    #[error("The server is full; try again later")]
-    ServerFull,
-}
-
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::ForeignOrigin(_) | Refusal::WrongToken => StatusCode::FORBIDDEN,
-            Refusal::MissingToken => StatusCode::UNAUTHORIZED,
-            Refusal::HandshakeRate { .. }
-            | Refusal::CoolingDown { .. }
-            | Refusal::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
-            Refusal::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-/// The status, with the sentence as a plain-text body the page shows as is.
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), format!("{self}\n")).into_response();
-        let headers = response.headers_mut();
-        match &self {
-            Refusal::MissingToken => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Refusal::HandshakeRate { retry_after_secs }
-            | Refusal::CoolingDown { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            Refusal::TooManyFromAddress | Refusal::ServerFull => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
-        }
-        response
-    }
 }
 
 impl Access {
@@ -217,7 +161,7 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
+            map.insert(*name, axum::http::HeaderValue::from_str(value).unwrap());
         }
         map
     }

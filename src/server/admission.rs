@@ -38,7 +38,7 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use super::{access::Refusal, config::Limits};
+use super::{config::Limits, refusal::Refusal};
 
 /// How long a refusal for going too fast (handshake rate, cool-down) is
 /// held before it is answered. A client that retries the moment it is
@@ -145,10 +145,8 @@ impl Admission {
     /// Waits [`HOLD_BACK`] before a refusal for going too fast is sent,
     /// while slots last; other refusals go at once.
     pub async fn hold_back(&self, refusal: &Refusal) {
-        if matches!(
-            refusal,
-            Refusal::HandshakeRate { .. } | Refusal::CoolingDown { .. }
-        ) && let Ok(_slot) = self.held_back.try_acquire()
+        if refusal.is_rate()
+            && let Ok(_slot) = self.held_back.try_acquire()
         {
             tokio::time::sleep(HOLD_BACK).await;
         }

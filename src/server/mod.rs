@@ -7,6 +7,7 @@
 //! - [`site`]: Leptos options baked in from the build; the static bundle.
 //! - [`access`]: the Origin check and access tokens.
 //! - [`admission`]: connection counts and handshake pacing.
+//! - [`refusal`]: each refusal's status and sentence.
 //! - [`ws`]: the HTTP side of `/start_web_socket` (checks, upgrade or 426).
 //! - [`connection`]: one socket's reader and writer tasks.
 //! - [`flood`]: the per-socket message rate limit.
@@ -27,6 +28,7 @@ pub mod flood;
 pub mod health;
 pub mod hub;
 pub mod presence;
+pub mod refusal;
 pub mod room;
 pub mod room_list;
 pub mod shutdown;

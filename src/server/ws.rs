@@ -85,8 +85,13 @@ pub async fn start_web_socket(
     let ticket = match admitted {
         Ok(ticket) => ticket,
         Err(refusal) => {
-            // The reason, never the token.
-            info!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+            // The reason, never the token; going-too-fast refusals come in
+            // floods, so they are kept out of the default log.
+            if refusal.is_rate() {
+                tracing::debug!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+            } else {
+                info!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+            }
             state.admission.hold_back(&refusal).await;
             return refusal.into_response();
         }

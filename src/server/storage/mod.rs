@@ -223,7 +223,19 @@ impl Store {
         let _ = self.commands.send(Command::Close).await;
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            // Joined from a plain thread, not `spawn_blocking`: if shutdown's
+            // deadline gives up on this wait, the runtime must not then wait
+            // for the join at exit, with no deadline at all.
+            let (joined, done) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("storage-join".into())
+                .spawn(move || {
+                    let _ = thread.join();
+                    let _ = joined.send(());
+                });
+            if spawned.is_ok() {
+                let _ = done.await;
+            }
         }
     }
 }
