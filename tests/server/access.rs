@@ -29,6 +29,21 @@ async fn a_foreign_origin_is_refused_with_403_and_the_own_origin_and_listed_ones
         .try_connect("username=bob", &[("origin", "https://friend.example")])
         .await
         .expect("a listed origin may connect");
+    // The page's probe after a refused socket (a same-origin GET, so no
+    // Origin header) states its origin and gets the socket's answer.
+    let (status, _, body) = server
+        .http_request(
+            "/start_web_socket?username=p&origin=https%3A%2F%2Fevil.example",
+            "",
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("https://evil.example"));
+    let probe = format!(
+        "/start_web_socket?username=p&origin=http%3A%2F%2F{}",
+        server.addr
+    );
+    assert_eq!(server.http_request(&probe, "").await.0, 426);
     // No Origin header: not a browser page (the tutorial's clients, bots).
     server
         .try_connect("username=bot", &[])
