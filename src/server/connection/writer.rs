@@ -56,26 +56,15 @@ where
     // The snapshot can be large (a resume sends up to 10,000 messages): a
     // client that does not read it is as stalled as one that stops later.
     let snapshot = std::mem::take(&mut membership.snapshot);
-    let written = tokio::time::timeout(settings.stall_timeout, async {
+    let written = timed_write(settings.stall_timeout, async {
         for frame in snapshot {
             sink.feed(Message::Text(frame)).await?;
         }
-        sink.flush().await
+        sink.flush().await.map(|()| None)
     })
     .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
-        Err(_) => {
-            let after = settings.stall_timeout;
-            return too_slow(
-                &mut sink,
-                membership,
-                replies,
-                Disconnect::Stalled { after },
-            )
-            .await;
-        }
+    if let Err(why) = written {
+        return fall_behind(&mut sink, membership, replies, why).await;
     }
     // One timer for the connection's life, moved rather than re-created:
     // next ping when no pong is awaited, the pong deadline when one is.
@@ -129,29 +118,44 @@ where
             }
         };
         let batch = write_batch(&mut sink, first, &mut membership);
-        match tokio::time::timeout(settings.stall_timeout, batch).await {
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some(missed))) => {
-                return too_slow(
-                    &mut sink,
-                    membership,
-                    replies,
-                    Disconnect::TooSlow { missed },
-                )
-                .await;
-            }
-            Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
-            Err(_) => {
-                let after = settings.stall_timeout;
-                return too_slow(
-                    &mut sink,
-                    membership,
-                    replies,
-                    Disconnect::Stalled { after },
-                )
-                .await;
-            }
+        if let Err(why) = timed_write(settings.stall_timeout, batch).await {
+            return fall_behind(&mut sink, membership, replies, why).await;
         }
+    }
+}
+
+/// A write under the stall timeout; `Ok(Some(missed))` from the write
+/// means the ring lapped the client meanwhile. `Err`: why it must end.
+async fn timed_write(
+    stall_timeout: Duration,
+    write: impl Future<Output = Result<Option<u64>, axum::Error>>,
+) -> Result<(), Disconnect> {
+    match tokio::time::timeout(stall_timeout, write).await {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(missed))) => Err(Disconnect::TooSlow { missed }),
+        Ok(Err(err)) => Err(Disconnect::ConnectionLost(err.to_string())),
+        Err(_) => Err(Disconnect::Stalled {
+            after: stall_timeout,
+        }),
+    }
+}
+
+/// Ends a connection whose write failed: a lost one at once, one that fell
+/// behind with [`too_slow`].
+async fn fall_behind<S>(
+    sink: &mut S,
+    membership: Membership,
+    replies: mpsc::Receiver<Reply>,
+    why: Disconnect,
+) -> Disconnect
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    match why {
+        Disconnect::TooSlow { .. } | Disconnect::Stalled { .. } => {
+            too_slow(sink, membership, replies, why).await
+        }
+        other => other,
     }
 }
 
