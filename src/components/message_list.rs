@@ -28,10 +28,19 @@ pub fn MessageList(
     // When older messages are put in front, the view must stay on what the
     // reader was looking at: remember the height before, restore after.
     let height_before_load = StoredValue::new(None::<i32>);
+    // Only a move up lets go of the bottom. Messages that arrive between our
+    // own scroll to the bottom and its scroll event make the view look
+    // scrolled up when it was not (found by a Playwright run with paced
+    // messages); they never make scroll_top smaller.
+    let last_top = StoredValue::new(0);
     let on_scroll = move |_| {
         let Some(el) = list.get() else { return };
-        let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-        stick_to_bottom.set_value(from_bottom <= STICK_THRESHOLD_PX);
+        let top = el.scroll_top();
+        let at_bottom = el.scroll_height() - top - el.client_height() <= STICK_THRESHOLD_PX;
+        if at_bottom || top < last_top.get_value() {
+            stick_to_bottom.set_value(at_bottom);
+        }
+        last_top.set_value(top);
         if el.scroll_top() <= LOAD_THRESHOLD_PX
             && state.more.get_untracked()
             && !state.loading.get_untracked()
