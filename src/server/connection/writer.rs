@@ -99,7 +99,7 @@ where
                     None => continue,
                 },
                 Err(RecvError::Lagged(missed)) => {
-                    return too_slow(&mut sink, membership, replies, Disconnect::TooSlow { missed }).await;
+                    return fall_behind(&mut sink, membership, replies, Disconnect::TooSlow { missed }).await;
                 }
                 Err(RecvError::Closed) => return Disconnect::ServerShutdown,
             },
@@ -137,25 +137,6 @@ async fn timed_write(
         Err(_) => Err(Disconnect::Stalled {
             after: stall_timeout,
         }),
-    }
-}
-
-/// Ends a connection whose write failed: a lost one at once, one that fell
-/// behind with [`too_slow`].
-async fn fall_behind<S>(
-    sink: &mut S,
-    membership: Membership,
-    replies: mpsc::Receiver<Reply>,
-    why: Disconnect,
-) -> Disconnect
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
-    match why {
-        Disconnect::TooSlow { .. } | Disconnect::Stalled { .. } => {
-            too_slow(sink, membership, replies, why).await
-        }
-        other => other,
     }
 }
 
@@ -213,11 +194,12 @@ where
     Ok(None)
 }
 
-/// The client fell behind: the ring lapped it (it missed events it can
-/// never get back from there), or its socket took nothing for the stall
-/// timeout. It leaves the room at once; the 1013 then waits behind its
-/// backlog, so it reconnects and resumes rather than showing a gapped chat.
-async fn too_slow<S>(
+/// Ends a connection whose write failed (`why`). A lost one just ends. One
+/// that fell behind — the ring lapped it (it missed events it can never get
+/// back from there), or its socket took nothing for the stall timeout —
+/// leaves the room at once; the 1013 then waits behind its backlog, so it
+/// reconnects and resumes rather than showing a gapped chat.
+async fn fall_behind<S>(
     sink: &mut S,
     membership: Membership,
     replies: mpsc::Receiver<Reply>,
@@ -226,6 +208,9 @@ async fn too_slow<S>(
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
+    if !matches!(why, Disconnect::TooSlow { .. } | Disconnect::Stalled { .. }) {
+        return why;
+    }
     // Out of the room, and the reader stops too (it watches the reply
     // queue): the name is free for someone else at once, so nothing more
     // may be said under it from this socket.
