@@ -195,18 +195,8 @@ impl From<Cli> for Config {
             storage: cli.storage,
             sqlite_sync: cli.sqlite_sync,
             access: AccessSettings {
-                tokens: cli
-                    .auth_tokens
-                    .iter()
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| !t.is_empty())
-                    .collect(),
-                allowed_origins: cli
-                    .allowed_origins
-                    .iter()
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect(),
+                tokens: trimmed(&cli.auth_tokens),
+                allowed_origins: trimmed(&cli.allowed_origins),
             },
             limits: Limits {
                 max_connections: cli.max_connections,
@@ -225,6 +215,16 @@ impl From<Cli> for Config {
             },
         }
     }
+}
+
+/// A comma-separated list as given ("a, b,,c"): each item trimmed, empty
+/// ones dropped, so a space after a comma cannot make a token unusable.
+fn trimmed(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
 }
 
 /// A file value as clap would read it from a flag: lists become the
