@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test Banter has:
+#   0. formatting and lints: `cargo fmt --check`, and clippy with warnings
+#      as errors for both halves (server, browser) and the load generator
 #   1. cargo tests with the server features (unit + the real binary over sockets)
 #   2. cargo tests of the shared code with the browser features, and of the
 #      load generator (bench/)
@@ -23,6 +25,13 @@ fi
 
 LOG_DIR=$(mktemp -d)
 trap 'rm -rf "$LOG_DIR"' EXIT
+
+say "cargo fmt --check"
+cargo fmt --all --check
+say "cargo clippy (ssr, hydrate, bench) -D warnings"
+cargo clippy --features ssr --all-targets -- -D warnings
+cargo clippy --features hydrate --all-targets -- -D warnings
+cargo clippy -p banter-bench --all-targets -- -D warnings
 
 say "cargo test --features ssr"
 cargo test --features ssr 2>&1 | tee "$LOG_DIR/ssr.log"

@@ -2,39 +2,30 @@
 //!
 //! # Layout
 //!
+//! By concern, each folder importing only those listed before it:
 //! - [`config`]: settings from `Leptos.toml`, `BANTER_*` variables and flags.
-//! - [`accept`]: the accept loop (header timeout, peer addresses).
-//! - [`site`]: Leptos options baked in from the build; the static bundle.
-//! - [`access`]: the Origin check and access tokens.
-//! - [`admission`]: connection counts and handshake pacing.
-//! - [`refusal`]: each refusal's status and sentence.
-//! - [`ws`]: the HTTP side of `/start_web_socket` (checks, upgrade or 426).
-//! - [`connection`]: one socket's reader and writer tasks.
-//! - [`flood`]: the per-socket message rate limit.
-//! - [`hub`]: the interface connections use: join, publish, history.
-//! - [`room`]: one room's members, latest messages and broadcast ring.
-//! - [`storage`]: the group-commit pipeline and the SQLite file.
-//! - [`presence`]: coalescing joins and leaves into periodic batches.
-//! - [`room_list`]: `GET /api/rooms`.
-//! - [`health`]: `GET /healthz`.
+//! - [`chat`]: this process's rooms: members, presence batches, the latest
+//!   page and the broadcast ring of each; frames and who they are for.
+//! - [`storage`]: the SQLite file, and the embedded engine's storage thread
+//!   that keeps each message before its room is given it.
+//! - [`hub`]: the one seam between connections and the shared chat: join,
+//!   publish, typing, history, over this process's rooms and the engine of
+//!   the mode it runs in.
+//! - [`edge`]: the network edge: accept loop, access, admission, refusals,
+//!   the WebSocket handler, each socket's reader and writer, flood limits.
+//! - [`site`]: the built bundle, `/api/rooms`, `/healthz`.
 //! - [`shutdown`]: the signal, and draining connections with 1001.
+//!
+//! This module wires them: [`AppState`], the [`router`], [`serve`] and the
+//! binary's [`main`].
 
-pub mod accept;
-pub mod access;
-pub mod admission;
-pub mod config;
-pub mod connection;
-pub mod flood;
-pub mod health;
-pub mod hub;
-pub mod presence;
-pub mod refusal;
-pub mod room;
-pub mod room_list;
-pub mod shutdown;
-pub mod site;
-pub mod storage;
-pub mod ws;
+pub(crate) mod chat;
+pub(crate) mod config;
+pub(crate) mod edge;
+pub(crate) mod hub;
+pub(crate) mod shutdown;
+pub(crate) mod site;
+pub(crate) mod storage;
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -50,29 +41,32 @@ use crate::{
     app::{App, shell},
     protocol::WS_PATH,
 };
-pub use config::Config;
-pub use hub::Hub;
+use chat::presence;
+use config::Config;
+use edge::{accept, access, admission, ws};
+use hub::Hub;
+use site::{bundle, health, room_list};
 
 /// Everything a request handler may need, cloned cheaply into each one.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// How to render the page and where the built bundle is.
-    pub leptos_options: LeptosOptions,
+    pub(crate) leptos_options: LeptosOptions,
     /// Who is connected, and the broadcast ring.
-    pub hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
     /// Fired once, on shutdown: stop accepting, stop reading.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Fired once everything accepted before shutdown is stored and in the
     /// rooms: writers send what is left and close with 1001.
-    pub goodbye: CancellationToken,
+    pub(crate) goodbye: CancellationToken,
     /// Every connection task, so shutdown can wait for their goodbyes.
-    pub connections: TaskTracker,
+    pub(crate) connections: TaskTracker,
     /// Who may connect: origins and tokens.
-    pub access: Arc<access::Access>,
+    pub(crate) access: Arc<access::Access>,
     /// How many may connect, and how fast.
-    pub admission: Arc<admission::Admission>,
+    pub(crate) admission: Arc<admission::Admission>,
     /// What each socket is held to: stalls, floods, keepalive.
-    pub socket: config::SocketSettings,
+    pub(crate) socket: config::SocketSettings,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -81,12 +75,40 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+impl FromRef<AppState> for Arc<Hub> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.hub)
+    }
+}
+
+impl FromRef<AppState> for Arc<access::Access> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.access)
+    }
+}
+
+impl FromRef<AppState> for ws::Endpoint {
+    fn from_ref(state: &AppState) -> Self {
+        ws::Endpoint {
+            hub: Arc::clone(&state.hub),
+            access: Arc::clone(&state.access),
+            admission: Arc::clone(&state.admission),
+            signals: edge::connection::Signals {
+                shutdown: state.shutdown.clone(),
+                goodbye: state.goodbye.clone(),
+            },
+            connections: state.connections.clone(),
+            settings: state.socket,
+        }
+    }
+}
+
 impl AppState {
     /// Opens storage (creating the database on first start); fails with a
     /// clear error if it cannot.
-    pub fn new(config: &Config) -> Result<Self, storage::StoreError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, storage::StoreError> {
         Ok(AppState {
-            leptos_options: site::leptos_options(&config.site_root, config.addr),
+            leptos_options: config::build::leptos_options(&config.site_root, config.addr),
             hub: Arc::new(Hub::open(
                 config.storage,
                 config.sqlite_sync,
@@ -104,7 +126,7 @@ impl AppState {
 
 /// The whole HTTP surface. Separate from [`serve`] so tests can build the
 /// same router.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let site_root = std::path::PathBuf::from(&*state.leptos_options.site_root);
     let page = {
         let options = state.leptos_options.clone();
@@ -124,7 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route(WS_PATH, get(ws::start_web_socket))
         .route("/healthz", get(health::healthz))
         .route(room_list::PATH, get(room_list::rooms))
-        .merge(site::pkg_router(&site_root))
+        .merge(bundle::pkg_router(&site_root))
         .merge(pages)
         .with_state(state)
 }
@@ -132,12 +154,19 @@ pub fn router(state: AppState) -> Router {
 /// Serves until `state.shutdown` fires; then stores what was accepted,
 /// sends it, closes every socket with 1001 and returns within
 /// [`shutdown::GRACE`].
-pub async fn serve(listener: TcpListener, config: &Config, state: AppState) -> std::io::Result<()> {
-    let presence = tokio::spawn(presence::run(
-        Arc::clone(&state.hub),
-        config.presence_interval,
-        state.shutdown.clone(),
-    ));
+pub(crate) async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    state: AppState,
+) -> std::io::Result<()> {
+    let presence = {
+        let hub = Arc::clone(&state.hub);
+        tokio::spawn(presence::every(
+            config.presence_interval,
+            state.shutdown.clone(),
+            move || hub.flush_presence(),
+        ))
+    };
     let shutdown = state.shutdown.clone();
     let goodbye = state.goodbye.clone();
     let connections = state.connections.clone();
@@ -203,7 +232,7 @@ pub async fn main() -> ExitCode {
         // at exit, and brotli at quality 11 must never delay a shutdown.
         let spawned = std::thread::Builder::new()
             .name("precompress".into())
-            .spawn(move || match site::precompress(&site_root) {
+            .spawn(move || match bundle::precompress(&site_root) {
                 Ok(0) => {}
                 Ok(n) => info!(files = n, "precompressed the bundle"),
                 Err(err) => {

@@ -15,10 +15,10 @@ use tracing::{info, warn};
 
 /// The longest a shutdown may take, from signal to exit. Kept under the
 /// usual 10 s that process managers wait before SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(4);
+pub(crate) const GRACE: Duration = Duration::from_secs(4);
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn signal() {
+pub(crate) async fn signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             warn!(%err, "cannot listen for Ctrl-C");
@@ -47,7 +47,7 @@ pub async fn signal() {
 }
 
 /// Waits for tracked connections to finish, at most until `deadline`.
-pub async fn drain(connections: &TaskTracker, deadline: tokio::time::Instant) {
+pub(crate) async fn drain(connections: &TaskTracker, deadline: tokio::time::Instant) {
     connections.close();
     if tokio::time::timeout_at(deadline, connections.wait())
         .await

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 
-use crate::server::site;
+use super::build;
 
 /// Command line and environment: every setting, its default and its
 /// variable. The settings file uses the same names in kebab-case.
@@ -45,7 +45,7 @@ pub(super) struct Cli {
 
     /// Directory holding the built site (the WASM, JS, CSS and assets).
     /// Defaults to where cargo-leptos wrote it, relative to the repository.
-    #[arg(long, env = "BANTER_SITE_ROOT", value_name = "DIR", default_value = site::BUILT_SITE_ROOT)]
+    #[arg(long, env = "BANTER_SITE_ROOT", value_name = "DIR", default_value = build::BUILT_SITE_ROOT)]
     pub(super) site_root: PathBuf,
 
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info,banter=debug`).
@@ -240,14 +240,14 @@ pub(super) struct Cli {
 
 /// See the `--sqlite-sync` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SqliteSync {
+pub(crate) enum SqliteSync {
     Full,
     Normal,
 }
 
 /// Where messages are kept. See the `--storage` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StorageKind {
+pub(crate) enum StorageKind {
     Sqlite,
     Off,
 }

@@ -16,8 +16,9 @@
 //! a `[package.metadata.leptos]` header and requires build settings
 //! (`output-name`) in it, which would then be written twice — once for
 //! cargo-leptos in `Cargo.toml`, once here. Build settings stay in
-//! `Cargo.toml` (see [`super::site`]); run-time settings live only here.
+//! `Cargo.toml` (see [`build`]); run-time settings live only here.
 
+pub(crate) mod build;
 mod flags;
 
 use std::{
@@ -29,45 +30,43 @@ use std::{
 use clap::{CommandFactory, FromArgMatches};
 
 use flags::Cli;
-pub use flags::{SqliteSync, StorageKind};
+pub(crate) use flags::{SqliteSync, StorageKind};
 
 /// Where the settings file is looked for when none is named.
 const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
 
 /// The resolved configuration a server runs with.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Address the HTTP and WebSocket listener binds.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Where Banter keeps its data.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Where the built site (pkg/, assets) is served from.
-    pub site_root: PathBuf,
+    pub(crate) site_root: PathBuf,
     /// tracing filter directive.
-    pub log: String,
+    pub(crate) log: String,
     /// Minimum spacing of presence broadcasts.
-    pub presence_interval: Duration,
-    /// How long a write to one client may block before it is dropped.
-    pub stall_timeout: Duration,
+    pub(crate) presence_interval: Duration,
     /// Where messages are kept.
-    pub storage: StorageKind,
+    pub(crate) storage: StorageKind,
     /// When a message counts as stored.
-    pub sqlite_sync: SqliteSync,
+    pub(crate) sqlite_sync: SqliteSync,
     /// Who may open a socket: tokens and origins.
-    pub access: AccessSettings,
+    pub(crate) access: AccessSettings,
     /// How many sockets, how fast, and how long a handshake may take.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// The per-socket flood limit and keepalive.
-    pub socket: SocketSettings,
+    pub(crate) socket: SocketSettings,
 }
 
 /// Who may open a socket. See `--auth-tokens` and `--allowed-origins`.
 #[derive(Clone, Default)]
-pub struct AccessSettings {
+pub(crate) struct AccessSettings {
     /// Empty: no token needed.
-    pub tokens: Vec<String>,
+    pub(crate) tokens: Vec<String>,
     /// Origins allowed besides the server's own; `*` allows any.
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
 }
 
 /// Tokens are secrets: a `Debug` print of the configuration (a log line, a
@@ -83,32 +82,32 @@ impl std::fmt::Debug for AccessSettings {
 
 /// Connection limits. See the `--max-connections*` and `--handshake-*` flags.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: u32,
-    pub max_connections_per_ip: u32,
-    pub handshake_rate: u32,
-    pub handshake_burst: u32,
-    pub handshake_timeout: Duration,
+pub(crate) struct Limits {
+    pub(crate) max_connections: u32,
+    pub(crate) max_connections_per_ip: u32,
+    pub(crate) handshake_rate: u32,
+    pub(crate) handshake_burst: u32,
+    pub(crate) handshake_timeout: Duration,
     /// How long an address is refused after one of its sockets was closed
     /// for flooding (zero: not at all).
-    pub flood_cooldown: Duration,
+    pub(crate) flood_cooldown: Duration,
 }
 
 /// What each socket is held to. See `--message-*` and `--ping-*`.
 #[derive(Debug, Clone, Copy)]
-pub struct SocketSettings {
+pub(crate) struct SocketSettings {
     /// How long a write may block before the client is dropped.
-    pub stall_timeout: Duration,
-    pub message_rate: u32,
-    pub message_burst: u32,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) message_rate: u32,
+    pub(crate) message_burst: u32,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
 }
 
 /// Why the configuration could not be loaded. Each message names the file
 /// or setting at fault, because it is all a user sees before exit.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -125,7 +124,7 @@ pub enum ConfigError {
 impl Config {
     /// Reads flags from the process arguments. `--help` and `--version`
     /// print and exit here, as do malformed flags (with clap's message).
-    pub fn from_args() -> Result<Self, ConfigError> {
+    pub(crate) fn from_args() -> Result<Self, ConfigError> {
         match Self::try_from_iter(std::env::args_os()) {
             Err(ConfigError::Args(err)) => err.exit(),
             other => other,
@@ -138,7 +137,7 @@ impl Config {
     /// flag, its value is parsed and range-checked exactly as the flag's
     /// would be, and a variable or flag still wins over it. One definition
     /// per setting, whichever layer it comes from.
-    pub fn try_from_iter<I, T>(args: I) -> Result<Self, ConfigError>
+    pub(crate) fn try_from_iter<I, T>(args: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -191,7 +190,6 @@ impl From<Cli> for Config {
             site_root: cli.site_root,
             log: cli.log,
             presence_interval: Duration::from_millis(cli.presence_interval_ms),
-            stall_timeout,
             storage: cli.storage,
             sqlite_sync: cli.sqlite_sync,
             access: AccessSettings {

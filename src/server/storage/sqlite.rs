@@ -25,7 +25,7 @@ use super::{Append, StoreError, Stored};
 use crate::server::config::SqliteSync;
 
 /// The database file inside the data directory.
-pub const FILE_NAME: &str = "banter.sqlite3";
+pub(crate) const FILE_NAME: &str = "banter.sqlite3";
 
 /// The schema, one migration per change, applied in order at start. The
 /// version lives in SQLite's `user_version`, so there is no table to keep.
@@ -58,7 +58,7 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
 
 /// Opens (creating if needed) and migrates the database, returning the
 /// storage thread's writer and the query side.
-pub fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader), StoreError> {
+pub(crate) fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader), StoreError> {
     let path = data_dir.join(FILE_NAME);
     let at = |source: rusqlite::Error| StoreError::Open {
         path: path.clone(),
@@ -99,14 +99,18 @@ pub fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader), Store
 }
 
 /// The storage thread's connection.
-pub struct Writer {
+pub(crate) struct Writer {
     conn: Connection,
 }
 
 impl Writer {
     /// Inserts a batch in one transaction. Per message: its new id, or
     /// `None` for a duplicate client id (already stored, not stored again).
-    pub fn append(&mut self, batch: &[Append], ts: i64) -> rusqlite::Result<Vec<Option<u64>>> {
+    pub(crate) fn append(
+        &mut self,
+        batch: &[Append],
+        ts: i64,
+    ) -> rusqlite::Result<Vec<Option<u64>>> {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(batch.len());
         {
@@ -148,7 +152,7 @@ impl Writer {
 }
 
 /// The query side.
-pub struct Reader {
+pub(crate) struct Reader {
     conn: Mutex<Connection>,
     path: PathBuf,
 }
@@ -187,7 +191,7 @@ impl Reader {
 
     /// The newest `limit` messages before `before` (all, if `None`),
     /// oldest first.
-    pub fn before(
+    pub(crate) fn before(
         &self,
         room: &str,
         before: Option<u64>,
@@ -207,7 +211,12 @@ impl Reader {
     }
 
     /// The oldest `limit` messages after `since`, oldest first.
-    pub fn after(&self, room: &str, since: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+    pub(crate) fn after(
+        &self,
+        room: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
         self.query(
             &format!(
                 "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND id > ?2
@@ -219,7 +228,7 @@ impl Reader {
     }
 
     /// Rooms by their latest message, newest first: `(room, last id, ts)`.
-    pub fn rooms(&self, limit: usize) -> Result<Vec<(String, u64, i64)>, StoreError> {
+    pub(crate) fn rooms(&self, limit: usize) -> Result<Vec<(String, u64, i64)>, StoreError> {
         self.query(
             "SELECT room, last_id, last_ts FROM rooms ORDER BY last_id DESC LIMIT ?1",
             params![limit as i64],

@@ -38,7 +38,8 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use super::{config::Limits, refusal::Refusal};
+use super::refusal::Refusal;
+use crate::server::config::Limits;
 
 /// How long a refusal for going too fast (handshake rate, cool-down) is
 /// held before it is answered. A client that retries the moment it is
@@ -55,7 +56,7 @@ const HOLD_BACK_SLOTS: usize = 256;
 const PRUNE_EVERY: u64 = 4096;
 
 /// Counts open sockets and paces handshakes.
-pub struct Admission {
+pub(crate) struct Admission {
     limits: Limits,
     handshakes: DefaultKeyedRateLimiter<IpAddr>,
     handshakes_seen: AtomicU64,
@@ -79,13 +80,13 @@ impl Address {
 }
 
 /// One admitted socket's place; dropping it frees the place.
-pub struct Ticket {
+pub(crate) struct Ticket {
     admission: Arc<Admission>,
     address: IpAddr,
 }
 
 impl Admission {
-    pub fn new(limits: Limits) -> Arc<Self> {
+    pub(crate) fn new(limits: Limits) -> Arc<Self> {
         let rate = NonZeroU32::new(limits.handshake_rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(limits.handshake_burst).unwrap_or(rate);
         Arc::new(Admission {
@@ -99,7 +100,7 @@ impl Admission {
     }
 
     /// A place for one more socket from `address`, or why not.
-    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, Refusal> {
         let now = Instant::now();
         if self.handshakes_seen.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.handshakes.retain_recent();
@@ -144,7 +145,7 @@ impl Admission {
 
     /// Waits [`HOLD_BACK`] before a refusal for going too fast is sent,
     /// while slots last; other refusals go at once.
-    pub async fn hold_back(&self, refusal: &Refusal) {
+    pub(crate) async fn hold_back(&self, refusal: &Refusal) {
         if refusal.is_rate()
             && let Ok(_slot) = self.held_back.try_acquire()
         {
@@ -153,7 +154,8 @@ impl Admission {
     }
 
     /// Sockets open now.
-    pub fn open(&self) -> u32 {
+    #[cfg(test)]
+    fn open(&self) -> u32 {
         self.open.load(Ordering::Relaxed)
     }
 
@@ -169,7 +171,7 @@ impl Admission {
 impl Ticket {
     /// This socket was closed for flooding: refuse its address for the
     /// cool-down.
-    pub fn flooded(&self) {
+    pub(crate) fn flooded(&self) {
         let cooldown = self.admission.limits.flood_cooldown;
         if cooldown.is_zero() {
             return;

@@ -12,8 +12,9 @@ use super::{Disconnect, close};
 use crate::{
     protocol::close_code,
     server::{
+        chat::frame::{Frame, Reply},
         config::SocketSettings,
-        hub::{Frame, Membership, Reply},
+        hub::Membership,
     },
 };
 

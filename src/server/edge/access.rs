@@ -18,32 +18,32 @@
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
-use super::config::AccessSettings;
-pub use super::refusal::Refusal;
+pub(crate) use super::refusal::Refusal;
+use crate::server::config::AccessSettings;
 
 /// The header the Deno tutorial's clients may use instead of Authorization.
 const TOKEN_HEADER: &str = "x-ws-auth-key";
 
 /// The token as a query parameter, for endpoints that take nothing else.
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     #[serde(default, rename = "accessToken")]
-    pub access_token: Option<String>,
+    pub(crate) access_token: Option<String>,
 }
 
 /// The access rules, checked on every socket handshake and API call.
 #[derive(Debug)]
-pub struct Access {
+pub(crate) struct Access {
     settings: AccessSettings,
 }
 
 impl Access {
-    pub fn new(settings: AccessSettings) -> Self {
+    pub(crate) fn new(settings: AccessSettings) -> Self {
         Access { settings }
     }
 
     /// Whether clients must present a token.
-    pub fn needs_token(&self) -> bool {
+    pub(crate) fn needs_token(&self) -> bool {
         !self.settings.tokens.is_empty()
     }
 
@@ -53,7 +53,7 @@ impl Access {
     /// counts only without the header, which browsers always send on a
     /// socket, so it cannot be used to pass the check. `query_token` is the
     /// `accessToken` query parameter.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         headers: &HeaderMap,
         stated_origin: Option<&str>,
@@ -94,7 +94,7 @@ impl Access {
     /// The token, from (in this order) `Authorization: Bearer`, the
     /// `X-WS-Auth-Key` header or the query. A present but wrong token is 403
     /// whichever carried it; none at all is 401.
-    pub fn check_token(
+    pub(crate) fn check_token(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,

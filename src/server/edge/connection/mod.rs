@@ -25,13 +25,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::protocol::close_code;
-
-use super::{
-    admission::Ticket,
-    config::SocketSettings,
-    hub::{Hub, JoinRequest},
-    room::Room,
+use crate::{
+    protocol::close_code,
+    server::{
+        chat::room::Room,
+        config::SocketSettings,
+        edge::admission::Ticket,
+        hub::{Hub, JoinRequest},
+    },
 };
 
 /// Error replies queued for one client. Small on purpose: a client that
@@ -95,16 +96,16 @@ impl fmt::Display for Disconnect {
 /// The server's two shutdown signals, as a connection sees them. See the
 /// module docs.
 #[derive(Clone)]
-pub struct Signals {
+pub(crate) struct Signals {
     /// Stop reading: the server is going away.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Everything accepted is in the rings: send it, then close with 1001.
-    pub goodbye: CancellationToken,
+    pub(crate) goodbye: CancellationToken,
 }
 
 /// Runs a freshly upgraded socket until either side ends it. `ticket`
 /// holds the socket's place in the connection limits until then.
-pub async fn run(
+pub(crate) async fn run(
     socket: WebSocket,
     request: JoinRequest,
     hub: Arc<Hub>,

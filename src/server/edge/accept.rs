@@ -34,7 +34,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// connections so the caller can wait for them with its own deadline.
 /// Upgraded sockets are not among them: once upgraded they belong to the
 /// connection tasks, which shut down on their own.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     handshake_timeout: Duration,

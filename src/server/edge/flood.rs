@@ -22,13 +22,13 @@ use std::{
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::config::SocketSettings;
+use crate::server::config::SocketSettings;
 
 /// Refusals are forgotten after this long without one.
 const FORGIVE_AFTER: Duration = Duration::from_secs(1);
 
 /// One socket's bucket and its recent refusals.
-pub struct FloodGate {
+pub(crate) struct FloodGate {
     bucket: DefaultDirectRateLimiter,
     refusals: u32,
     last_refusal: Option<Instant>,
@@ -37,7 +37,7 @@ pub struct FloodGate {
 
 /// What to do with the frame just received.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Accept,
     /// Drop it and say "slow down".
     SlowDown,
@@ -46,7 +46,7 @@ pub enum Verdict {
 }
 
 impl FloodGate {
-    pub fn new(settings: &SocketSettings) -> Self {
+    pub(crate) fn new(settings: &SocketSettings) -> Self {
         let rate = NonZeroU32::new(settings.message_rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.message_burst).unwrap_or(rate);
         FloodGate {
@@ -58,7 +58,7 @@ impl FloodGate {
     }
 
     /// Takes a token for one frame, or says why not.
-    pub fn check(&mut self) -> Verdict {
+    pub(crate) fn check(&mut self) -> Verdict {
         if self.bucket.check().is_ok() {
             return Verdict::Accept;
         }

@@ -1,7 +1,7 @@
 //! `GET /api/rooms`: the rooms worth showing in a room list — those with
 //! people in them now, then those with recent messages.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json,
@@ -9,30 +9,31 @@ use axum::{
     http::HeaderMap,
 };
 
-use super::{
-    AppState,
-    access::{Refusal, TokenQuery},
-    storage::format_ts,
+use crate::{
+    protocol::RoomSummary,
+    server::{
+        edge::access::{Access, Refusal, TokenQuery},
+        hub::Hub,
+        storage::format_ts,
+    },
 };
-use crate::protocol::RoomSummary;
 
-pub use crate::protocol::ROOMS_API_PATH as PATH;
+pub(crate) use crate::protocol::ROOMS_API_PATH as PATH;
 
 /// Stored rooms considered, newest activity first.
 const RECENT_ROOMS: usize = 50;
 
 /// Room names are the server's business: with tokens configured, only a
 /// client holding one may list them.
-pub async fn rooms(
-    State(state): State<AppState>,
+pub(crate) async fn rooms(
+    State(access): State<Arc<Access>>,
+    State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Result<Json<Vec<RoomSummary>>, Refusal> {
-    state
-        .access
-        .check_token(&headers, query.access_token.as_deref())?;
+    access.check_token(&headers, query.access_token.as_deref())?;
     let mut rooms: HashMap<String, RoomSummary> = HashMap::new();
-    match state.hub.store().rooms(RECENT_ROOMS).await {
+    match hub.recent_rooms(RECENT_ROOMS).await {
         Ok(stored) => {
             for (name, last_id, ts) in stored {
                 rooms.insert(
@@ -49,7 +50,7 @@ pub async fn rooms(
         // The live rooms are still worth answering with.
         Err(err) => tracing::error!(%err, "cannot list stored rooms"),
     }
-    for (name, online) in state.hub.rooms().online() {
+    for (name, online) in hub.online_rooms() {
         rooms
             .entry(name.to_string())
             .or_insert_with(|| RoomSummary {

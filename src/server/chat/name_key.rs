@@ -19,7 +19,7 @@ use unicode_normalization::UnicodeNormalization;
 ///
 /// Runs of whitespace count as one space: the user list shows names on one
 /// line (`white-space: nowrap`), where the browser collapses them anyway.
-pub fn name_key(name: &str) -> String {
+pub(crate) fn name_key(name: &str) -> String {
     let lower = name.nfkc().collect::<String>().to_lowercase();
     let key: String = lower.nfkc().collect();
     key.split_whitespace().collect::<Vec<_>>().join(" ")

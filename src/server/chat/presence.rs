@@ -18,36 +18,36 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Frame, Hub, encode};
+use super::frame::{Frame, encode};
 use crate::protocol::ServerEvent;
 
 /// One membership change, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Joined(Arc<str>),
     Left(Arc<str>),
 }
 
 /// Changes since the last presence broadcast.
 #[derive(Debug, Default)]
-pub struct PresenceLog {
+pub(crate) struct PresenceLog {
     changes: Vec<Change>,
 }
 
 impl PresenceLog {
-    pub fn push(&mut self, change: Change) {
+    pub(crate) fn push(&mut self, change: Change) {
         self.changes.push(change);
     }
 
     /// Empties the log, returning what it held.
-    pub fn take(&mut self) -> Vec<Change> {
+    pub(crate) fn take(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }
 }
 
 /// Cuts a change log into runs, one `user-joined` or `user-left` frame per
 /// run, preserving order.
-pub fn delta_frames(changes: &[Change]) -> Vec<Frame> {
+pub(crate) fn delta_frames(changes: &[Change]) -> Vec<Frame> {
     let mut frames = Vec::new();
     let mut rest = changes;
     while let Some(first) = rest.first() {
@@ -72,15 +72,16 @@ pub fn delta_frames(changes: &[Change]) -> Vec<Frame> {
     frames
 }
 
-/// Flushes the hub's presence log every `interval` until shutdown.
-pub async fn run(hub: Arc<Hub>, interval: Duration, shutdown: CancellationToken) {
+/// Calls `flush` (which sends every room's gathered changes) every
+/// `interval` until shutdown.
+pub(crate) async fn every(interval: Duration, shutdown: CancellationToken, flush: impl Fn()) {
     let mut ticks = tokio::time::interval(interval);
     // After a stall, send one batch rather than a catch-up burst.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => hub.flush_presence(),
+            _ = ticks.tick() => flush(),
         }
     }
 }

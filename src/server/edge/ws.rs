@@ -9,7 +9,7 @@
 //! close frame: a browser never sees the body of a refused handshake, but
 //! it does see a close code and reason, which the UI can show.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{
@@ -22,8 +22,17 @@ use axum::{
 use serde::Deserialize;
 use tracing::info;
 
-use super::{AppState, connection, hub::JoinRequest, room::PresenceStyle};
-use crate::protocol::PRESENCE_DELTA;
+use tokio_util::task::TaskTracker;
+
+use super::{access::Access, admission::Admission, connection};
+use crate::{
+    protocol::PRESENCE_DELTA,
+    server::{
+        chat::frame::PresenceStyle,
+        config::SocketSettings,
+        hub::{Hub, JoinRequest},
+    },
+};
 
 /// tungstenite's read buffer. Its default (128 KiB) is zero-filled on the
 /// first read, so every idle connection would hold 128 KiB of RSS; chat
@@ -43,9 +52,22 @@ const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// message, far below what would let one client tie up real memory.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// What the endpoint needs of the server's state. The router's state hands
+/// it over (`FromRef`), so the edge never names the whole of it.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) access: Arc<Access>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) signals: connection::Signals,
+    /// Every connection task, so shutdown can wait for their goodbyes.
+    pub(crate) connections: TaskTracker,
+    pub(crate) settings: SocketSettings,
+}
+
 /// No `Debug`: it holds the access token.
 #[derive(Deserialize)]
-pub struct JoinParams {
+pub(crate) struct JoinParams {
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -67,12 +89,12 @@ pub struct JoinParams {
 /// Checks who is asking, then upgrades to a WebSocket, or answers 426 to a
 /// plain request that would have been let in (how the page learns that a
 /// failed socket was the network's fault, not a refusal).
-pub async fn start_web_socket(
+pub(crate) async fn start_web_socket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(params): Query<JoinParams>,
-    State(state): State<AppState>,
+    State(state): State<Endpoint>,
 ) -> Response {
     let admitted = state
         .access
@@ -112,15 +134,13 @@ pub async fn start_web_socket(
         Some(PRESENCE_DELTA) => PresenceStyle::Delta,
         _ => PresenceStyle::List,
     };
-    let AppState {
+    let Endpoint {
         hub,
-        shutdown,
-        goodbye,
+        signals,
         connections,
-        socket: settings,
+        settings,
         ..
     } = state;
-    let signals = connection::Signals { shutdown, goodbye };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)

@@ -15,10 +15,13 @@ use super::Disconnect;
 use crate::{
     protocol::{ClientEvent, ServerEvent, close_code},
     server::{
+        chat::{
+            frame::{Frame, Reply, encode},
+            room::Room,
+        },
         config::SocketSettings,
-        flood::{FloodGate, Verdict},
-        hub::{Frame, Hub, Reply, encode},
-        room::Room,
+        edge::flood::{FloodGate, Verdict},
+        hub::Hub,
     },
 };
 
@@ -98,7 +101,7 @@ where
                 Ok(ClientEvent::Typing) => {
                     if last_typing.is_none_or(|at| at.elapsed() >= TYPING_EVERY) {
                         last_typing = Some(Instant::now());
-                        room.typing(name);
+                        hub.typing(room, name);
                     }
                     None
                 }

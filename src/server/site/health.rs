@@ -3,18 +3,20 @@
 use axum::{Json, extract::State};
 use serde::Serialize;
 
-use super::AppState;
+use std::sync::Arc;
+
+use crate::server::hub::Hub;
 
 #[derive(Debug, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     status: &'static str,
     /// Users connected to this process right now.
     clients: usize,
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+pub(crate) async fn healthz(State(hub): State<Arc<Hub>>) -> Json<Health> {
     Json(Health {
         status: "ok",
-        clients: state.hub.len(),
+        clients: hub.len(),
     })
 }

@@ -9,7 +9,7 @@ use axum::{
 
 /// Why a request was turned away before it became a socket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("Connections from {0} are not allowed")]
     ForeignOrigin(String),
     #[error("This server needs an access token")]
@@ -28,7 +28,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// A refusal for going too fast: held back, and logged at debug.
-    pub fn is_rate(&self) -> bool {
+    pub(crate) fn is_rate(&self) -> bool {
         matches!(
             self,
             Refusal::HandshakeRate { .. } | Refusal::CoolingDown { .. }

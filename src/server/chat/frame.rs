@@ -1,0 +1,78 @@
+//! A serialised event, and who it is for.
+//!
+//! The base of the server's chat side: everything above it (rooms,
+//! presence, storage, the hub, connections) passes frames around, and this
+//! module imports nothing of theirs. An event is serialised once, by
+//! [`encode`], and the resulting [`Frame`] is reference-counted, so the same
+//! bytes go to every recipient without a copy.
+//!
+//! A frame travels one of two ways: on a room's ring to every member
+//! ([`Outbound`], filtered by [`Audience`]), or to one client alone through
+//! its writer ([`Reply`]).
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::protocol::ServerEvent;
+
+/// One serialised event, shared by every recipient without copying.
+pub(crate) type Frame = Utf8Bytes;
+
+/// Serialises an event for the wire.
+pub(crate) fn encode(event: &ServerEvent) -> Frame {
+    match serde_json::to_string(event) {
+        Ok(json) => Frame::from(json),
+        // Unreachable for these types (string keys, no custom Serialize);
+        // logged rather than panicking a connection task if that changes.
+        Err(err) => {
+            tracing::error!(%err, "could not serialise a server event");
+            Frame::from_static(r#"{"event":"error","message":"internal error"}"#)
+        }
+    }
+}
+
+/// How a client wants to hear about joins and leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PresenceStyle {
+    /// The tutorial's `update-users` with the whole list.
+    List,
+    /// `user-joined` / `user-left` deltas (Banter's own client).
+    Delta,
+}
+
+/// Which connections an [`Outbound`] event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Everyone,
+    Only(PresenceStyle),
+}
+
+impl Audience {
+    pub(crate) fn includes(self, style: PresenceStyle) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Only(only) => only == style,
+        }
+    }
+}
+
+/// An event on a room's ring.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    pub(crate) audience: Audience,
+    /// The chat message's id, or 0 for other events: lets a writer skip
+    /// what a client already got from storage when it resumed.
+    pub(crate) id: u64,
+    pub(crate) frame: Frame,
+}
+
+/// What goes to one client alone, through its writer.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// An event (an `error`, a `history` page).
+    Frame(Frame),
+    /// Close with this code and reason, then stop: the client sent
+    /// something that ends the conversation (too big, not UTF-8).
+    Close { code: u16, reason: &'static str },
+    /// The client answered a ping: it is still there.
+    Pong,
+}

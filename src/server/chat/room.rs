@@ -1,0 +1,245 @@
+//! One room: who is in it, its broadcast ring, and its latest messages.
+//!
+//! Everything that must stay consistent for a joiner sits under one lock:
+//! the member list, the presence change log, the page of latest messages
+//! and the ring. A joiner subscribes, copies the list and reads the page in
+//! one critical section, and a delivery appends to the page and sends on the
+//! ring in another, so a joiner sees every message exactly once: either in
+//! its first page or on its ring, never both, never neither.
+//!
+//! Fan-out is a `tokio::sync::broadcast` ring: a message is serialised once
+//! and every connection's writer gets the same reference-counted bytes.
+//! Publishing never waits for a reader, so one slow socket cannot hold up
+//! anyone else; a reader that falls a whole ring behind is told so
+//! (`Lagged`) and is disconnected with 1013 rather than silently skipping.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::broadcast;
+
+use super::{
+    frame::{Audience, Frame, Outbound, PresenceStyle, encode},
+    latest::Latest,
+    lock,
+    name_key::name_key,
+    presence::{self, Change, PresenceLog},
+};
+use crate::protocol::{ChatMessage, ServerEvent};
+
+/// How many events a connection may fall behind before it is disconnected
+/// with 1013. At a few hundred bytes an event this bounds a stalled client's
+/// cost to the shared ring, and covers several seconds of a busy room for a
+/// client whose network merely hiccups.
+pub(crate) const EVENT_BUFFER: usize = 4096;
+
+/// What a joiner gets, taken atomically.
+pub(crate) struct Entry {
+    pub(crate) events: broadcast::Receiver<Outbound>,
+    /// Everyone in the room, the joiner included, sorted regardless of case
+    /// (by name key).
+    pub(crate) names: Vec<Arc<str>>,
+    /// The room's latest page as a ready `history` frame, with the id of
+    /// its newest message; `None` until the page has been loaded from
+    /// storage (see [`Room::prime`]).
+    pub(crate) latest: Option<(Frame, u64)>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Everyone in the room: each name's [`name_key`] → the name as its
+    /// holder typed it. Keyed so `Alice` and `alice` cannot both be in;
+    /// ordered by key, so the list reads alphabetically whatever the case.
+    names: BTreeMap<String, Arc<str>>,
+    /// How many members want whole lists; when none do, a presence tick
+    /// skips building one (at 10,000 users that is ~150 KB of JSON).
+    list_clients: usize,
+    changes: PresenceLog,
+    latest: Latest,
+}
+
+/// Why a user could not enter: someone in the room has a name with the
+/// same [`name_key`]. Holds the name as the refused user typed it.
+#[derive(Debug)]
+pub(crate) struct NameTaken(pub(crate) String);
+
+impl std::error::Error for NameTaken {}
+
+impl fmt::Display for NameTaken {
+    /// The sentence goes out as a close reason, which the join screen
+    /// shows; a long non-ASCII name (32 emoji are 128 bytes) is shortened
+    /// with `…` so the sentence still ends in "is already taken".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const WORDS: usize = "Username  is already taken".len();
+        let mut name = self.0.as_str();
+        // The connection would cut anything longer mid-sentence.
+        let budget = crate::protocol::close_code::MAX_REASON_BYTES - WORDS;
+        if name.len() > budget {
+            let mut end = budget - '…'.len_utf8();
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name = &name[..end];
+            return write!(f, "Username {name}… is already taken");
+        }
+        write!(f, "Username {name} is already taken")
+    }
+}
+
+pub(crate) struct Room {
+    name: Arc<str>,
+    state: Mutex<State>,
+    events: broadcast::Sender<Outbound>,
+}
+
+impl Room {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        Room {
+            name,
+            state: Mutex::default(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(crate) fn online(&self) -> usize {
+        lock(&self.state).names.len()
+    }
+
+    /// Adds `name` unless someone in the room already has it, or one
+    /// with the same key.
+    pub(crate) fn enter(&self, name: &Arc<str>, style: PresenceStyle) -> Result<Entry, NameTaken> {
+        let key = name_key(name);
+        let mut state = lock(&self.state);
+        if state.names.contains_key(&key) {
+            return Err(NameTaken(name.to_string()));
+        }
+        state.names.insert(key, Arc::clone(name));
+        state.changes.push(Change::Joined(Arc::clone(name)));
+        if style == PresenceStyle::List {
+            state.list_clients += 1;
+        }
+        // Subscribed under the lock: every change and message after this
+        // instant reaches the joiner through the ring; replaying earlier
+        // presence changes of the same batch is harmless (see `presence`).
+        Ok(Entry {
+            events: self.events.subscribe(),
+            names: state.names.values().cloned().collect(),
+            latest: state.latest.page(),
+        })
+    }
+
+    /// Removes `name`; true if the room is now empty.
+    pub(crate) fn exit(&self, name: &Arc<str>, style: PresenceStyle) -> bool {
+        let key = name_key(name);
+        let mut state = lock(&self.state);
+        // Only the holder frees the key: `alice` leaving cannot take out
+        // the `Alice` who is in (a refused joiner never calls this, but the
+        // room does not rely on it).
+        if state.names.get(&key).is_some_and(|held| held == name) {
+            state.names.remove(&key);
+            state.changes.push(Change::Left(Arc::clone(name)));
+            if style == PresenceStyle::List {
+                state.list_clients -= 1;
+            }
+        }
+        state.names.is_empty()
+    }
+
+    /// Installs the latest page read from storage, merged with whatever was
+    /// delivered meanwhile, and returns it like [`Entry::latest`].
+    pub(crate) fn prime(&self, stored: Vec<ChatMessage>, more: bool) -> (Frame, u64) {
+        lock(&self.state).latest.prime(stored, more)
+    }
+
+    /// Sends a stored message to everyone in the room.
+    pub(crate) fn deliver(&self, message: ChatMessage) {
+        let id = message.id;
+        let frame = encode(&ServerEvent::SendMessage(message.clone()));
+        let mut state = lock(&self.state);
+        state.latest.push(message);
+        // An error only means nobody is subscribed, which is not a failure.
+        let _ = self.events.send(Outbound {
+            audience: Audience::Everyone,
+            id,
+            frame,
+        });
+    }
+
+    /// Tells the room that `name` is typing. Nothing is kept.
+    pub(crate) fn typing(&self, name: &Arc<str>) {
+        let frame = encode(&ServerEvent::Typing {
+            username: Arc::clone(name),
+        });
+        let _ = self.events.send(Outbound {
+            audience: Audience::Everyone,
+            id: 0,
+            frame,
+        });
+    }
+
+    /// Sends the presence changes gathered since the last call: deltas to
+    /// delta clients, the whole list (sorted by key) to list clients. Does
+    /// nothing when nothing changed.
+    pub(crate) fn flush_presence(&self) {
+        let mut state = lock(&self.state);
+        let changes = state.changes.take();
+        if changes.is_empty() {
+            return;
+        }
+        let list =
+            (state.list_clients > 0).then(|| state.names.values().cloned().collect::<Vec<_>>());
+        drop(state);
+
+        for frame in presence::delta_frames(&changes) {
+            let _ = self.events.send(Outbound {
+                audience: Audience::Only(PresenceStyle::Delta),
+                id: 0,
+                frame,
+            });
+        }
+        if let Some(usernames) = list {
+            let _ = self.events.send(Outbound {
+                audience: Audience::Only(PresenceStyle::List),
+                id: 0,
+                frame: encode(&ServerEvent::UpdateUsers { usernames }),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_reason_fits_a_close_frame_and_still_ends_its_sentence() {
+        let short = NameTaken("alice".into()).to_string();
+        assert_eq!(short, "Username alice is already taken");
+        for long in ["😀".repeat(32), "é".repeat(60), "x".repeat(100)] {
+            let reason = NameTaken(long.clone()).to_string();
+            assert!(
+                reason.len() <= crate::protocol::close_code::MAX_REASON_BYTES,
+                "{} bytes",
+                reason.len()
+            );
+            assert!(reason.ends_with("… is already taken"), "{reason}");
+            let shown = &reason["Username ".len()..reason.len() - "… is already taken".len()];
+            assert!(long.starts_with(shown));
+        }
+        // The longest name that fits is kept whole.
+        let fits = "x".repeat(
+            crate::protocol::close_code::MAX_REASON_BYTES - "Username  is already taken".len(),
+        );
+        assert_eq!(
+            NameTaken(fits.clone()).to_string(),
+            format!("Username {fits} is already taken")
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Every room with someone in it, on this process.
+//!
+//! The registry connections enter through. It is the same in every mode:
+//! whatever decides ids and stores messages (the storage thread here, a
+//! shared log in a cluster) hands each message to [`Rooms::deliver`], and
+//! the room fans it out to this process's sockets.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use super::{
+    frame::PresenceStyle,
+    lock,
+    room::{Entry, NameTaken, Room},
+};
+use crate::protocol::ChatMessage;
+
+/// Every room with someone in it, by name.
+///
+/// A room is created by its first joiner and dropped with its last leaver;
+/// what was said in it stays in storage. Deliveries look rooms up by name at
+/// the moment of delivery, so a message stored just as its room emptied and
+/// was re-created still reaches the new room.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+}
+
+impl Rooms {
+    /// The room named `name` (canonical), created if needed, and the user
+    /// entered into it — in one step, so the room cannot be dropped between.
+    pub(crate) fn enter(
+        &self,
+        room: &str,
+        name: &Arc<str>,
+        style: PresenceStyle,
+    ) -> Result<(Arc<Room>, Entry), NameTaken> {
+        let mut rooms = lock(&self.rooms);
+        let room = match rooms.get(room) {
+            Some(room) => Arc::clone(room),
+            None => {
+                let room = Arc::new(Room::new(Arc::from(room)));
+                rooms.insert(Arc::clone(room.name()), Arc::clone(&room));
+                room
+            }
+        };
+        match room.enter(name, style) {
+            Ok(entry) => Ok((room, entry)),
+            Err(taken) => Err(taken),
+        }
+    }
+
+    /// Takes `name` out of `room`, dropping the room if it is now empty.
+    pub(crate) fn exit(&self, room: &Arc<Room>, name: &Arc<str>, style: PresenceStyle) {
+        let mut rooms = lock(&self.rooms);
+        if room.exit(name, style) {
+            // Only if the registered room is this one: a room that emptied
+            // earlier may already have been replaced.
+            if rooms.get(room.name()).is_some_and(|r| Arc::ptr_eq(r, room)) {
+                rooms.remove(room.name());
+            }
+        }
+    }
+
+    /// Hands a stored message to its room, if anyone is in it.
+    pub(crate) fn deliver(&self, room: &str, message: ChatMessage) {
+        let room = lock(&self.rooms).get(room).cloned();
+        if let Some(room) = room {
+            room.deliver(message);
+        }
+    }
+
+    /// Every room with people in it: `(name, online)`.
+    pub(crate) fn online(&self) -> Vec<(Arc<str>, usize)> {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        rooms
+            .into_iter()
+            .map(|room| (Arc::clone(room.name()), room.online()))
+            .filter(|(_, online)| *online > 0)
+            .collect()
+    }
+
+    /// How many people are connected, over all rooms.
+    pub(crate) fn len(&self) -> usize {
+        self.online().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Flushes every room's presence changes.
+    pub(crate) fn flush_presence(&self) {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        for room in rooms {
+            room.flush_presence();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        protocol::{HISTORY_PAGE, ServerEvent},
+        server::chat::frame::Audience,
+    };
+
+    fn name(n: &str) -> Arc<str> {
+        Arc::from(n)
+    }
+
+    use crate::test_support::message;
+
+    fn frames(entry: &mut Entry) -> Vec<(Audience, String)> {
+        let mut out = Vec::new();
+        while let Ok(event) = entry.events.try_recv() {
+            out.push((event.audience, event.frame.to_string()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_name_is_taken_in_its_room_only_until_its_holder_leaves() {
+        let rooms = Rooms::default();
+        let (red, first) = rooms
+            .enter("red", &name("alice"), PresenceStyle::List)
+            .unwrap();
+        assert_eq!(first.names, [name("alice")]);
+        let err = rooms
+            .enter("red", &name("alice"), PresenceStyle::Delta)
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "Username alice is already taken");
+        assert!(
+            rooms
+                .enter("blue", &name("alice"), PresenceStyle::List)
+                .is_ok()
+        );
+        rooms.exit(&red, &name("alice"), PresenceStyle::List);
+        let (_, again) = rooms
+            .enter("red", &name("alice"), PresenceStyle::List)
+            .unwrap();
+        assert_eq!(again.names, [name("alice")]);
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_or_width_are_one_name() {
+        let rooms = Rooms::default();
+        let (red, _) = rooms
+            .enter("red", &name("Alice"), PresenceStyle::List)
+            .unwrap();
+        for same in ["alice", "ALICE", "Ａlice", " alice"] {
+            let err = rooms
+                .enter("red", &name(same), PresenceStyle::List)
+                .err()
+                .expect(same);
+            assert_eq!(err.to_string(), format!("Username {same} is already taken"));
+        }
+        // Leaving under another spelling frees nothing; the holder's own
+        // leave does, and the room's presence log says who left.
+        rooms.exit(&red, &name("alice"), PresenceStyle::List);
+        assert_eq!(red.online(), 1);
+        rooms.exit(&red, &name("Alice"), PresenceStyle::List);
+        assert_eq!(red.online(), 0);
+        assert!(
+            rooms
+                .enter("red", &name("alice"), PresenceStyle::List)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_user_list_is_sorted_regardless_of_case_and_shows_names_as_typed() {
+        let rooms = Rooms::default();
+        let (_, mut watcher) = rooms.enter("r", &name("bob"), PresenceStyle::List).unwrap();
+        let _zed = rooms.enter("r", &name("Zed"), PresenceStyle::List).unwrap();
+        let (_, carol) = rooms
+            .enter("r", &name("Carol"), PresenceStyle::List)
+            .unwrap();
+        assert_eq!(carol.names, [name("bob"), name("Carol"), name("Zed")]);
+        rooms.flush_presence();
+        assert_eq!(
+            frames(&mut watcher).last().map(|(_, f)| f.clone()),
+            Some(r#"{"event":"update-users","usernames":["bob","Carol","Zed"]}"#.to_string())
+        );
+    }
+
+    #[test]
+    fn deliveries_reach_members_in_order_and_fill_the_latest_page() {
+        let rooms = Rooms::default();
+        let (room, mut entry) = rooms.enter("r", &name("a"), PresenceStyle::Delta).unwrap();
+        assert!(entry.latest.is_none(), "not primed from storage yet");
+        rooms.deliver("r", message(5));
+        rooms.deliver("nowhere", message(6));
+        rooms.deliver("r", message(7));
+        let ids: Vec<_> = std::iter::from_fn(|| entry.events.try_recv().ok())
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [5, 7]);
+        // Priming merges what storage had with what was delivered since.
+        let (_, newest) = room.prime(vec![message(2), message(5)], true);
+        assert_eq!(newest, 7);
+        let (_, joiner) = rooms.enter("r", &name("b"), PresenceStyle::Delta).unwrap();
+        let (frame, newest) = joiner.latest.expect("primed");
+        assert_eq!(newest, 7);
+        let ServerEvent::History { messages, more } =
+            ServerEvent::from_json(frame.as_str()).unwrap()
+        else {
+            panic!("not a history page")
+        };
+        assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 5, 7]);
+        assert!(more);
+    }
+
+    #[test]
+    fn the_latest_page_keeps_the_newest_messages() {
+        let rooms = Rooms::default();
+        let (room, _entry) = rooms.enter("r", &name("a"), PresenceStyle::Delta).unwrap();
+        room.prime(Vec::new(), false);
+        for id in 1..=(HISTORY_PAGE as u64 + 3) {
+            rooms.deliver("r", message(id));
+        }
+        let (_, joiner) = rooms.enter("r", &name("b"), PresenceStyle::Delta).unwrap();
+        let (frame, _) = joiner.latest.expect("primed");
+        let ServerEvent::History { messages, more } =
+            ServerEvent::from_json(frame.as_str()).unwrap()
+        else {
+            panic!("not a history page")
+        };
+        assert_eq!(messages.len(), HISTORY_PAGE);
+        assert_eq!(messages[0].id, 4);
+        assert!(more, "older ones were pushed out");
+    }
+
+    #[test]
+    fn presence_is_coalesced_per_flush_and_split_by_style() {
+        let rooms = Rooms::default();
+        let (_, mut watcher) = rooms
+            .enter("r", &name("watcher"), PresenceStyle::Delta)
+            .unwrap();
+        let (room, _) = rooms.enter("r", &name("a"), PresenceStyle::List).unwrap();
+        let _b = rooms.enter("r", &name("b"), PresenceStyle::List).unwrap();
+        rooms.exit(&room, &name("a"), PresenceStyle::List);
+        rooms.flush_presence();
+        assert_eq!(
+            frames(&mut watcher),
+            [
+                (
+                    Audience::Only(PresenceStyle::Delta),
+                    r#"{"event":"user-joined","usernames":["watcher","a","b"]}"#.to_string()
+                ),
+                (
+                    Audience::Only(PresenceStyle::Delta),
+                    r#"{"event":"user-left","usernames":["a"]}"#.to_string()
+                ),
+                (
+                    Audience::Only(PresenceStyle::List),
+                    r#"{"event":"update-users","usernames":["b","watcher"]}"#.to_string()
+                ),
+            ]
+        );
+        rooms.flush_presence();
+        assert!(frames(&mut watcher).is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn an_emptied_room_is_dropped_and_counts_stay_right() {
+        let rooms = Rooms::default();
+        let (red, _) = rooms.enter("red", &name("a"), PresenceStyle::List).unwrap();
+        let _blue = rooms
+            .enter("blue", &name("b"), PresenceStyle::List)
+            .unwrap();
+        assert_eq!(rooms.len(), 2);
+        rooms.exit(&red, &name("a"), PresenceStyle::List);
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms.online(), [(name("blue"), 1)]);
+    }
+}
