@@ -8,12 +8,14 @@ use crate::{
     components::{ChatRoom, JoinForm},
 };
 use leptos::prelude::*;
+#[cfg(feature = "ssr")]
 use leptos_meta::HashedStylesheet;
 
 /// The HTML document around the app. Only the server renders this, so the
 /// head is plain markup: the page has one title, and keeping leptos_meta's
 /// reactive head out of the component tree keeps it out of the WASM.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+#[cfg(feature = "ssr")]
+pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -41,7 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// router: leptos_router was 43 KB of a 181 KB brotli bundle for what is
 /// one pattern, matched in [`location::page_for`].
 #[component]
-pub fn App() -> impl IntoView {
+pub(crate) fn App() -> impl IntoView {
     match location::page_for(&location::current_path()) {
         Page::Room(room) => view! { <Home room/> }.into_any(),
         Page::NotFound => view! { <NotFound/> }.into_any(),

@@ -20,9 +20,9 @@
 // them) need more room than the default 128.
 #![recursion_limit = "256"]
 
-pub mod app;
-pub mod client;
-pub mod components;
+pub(crate) mod app;
+pub(crate) mod client;
+pub(crate) mod components;
 pub mod protocol;
 
 #[cfg(feature = "ssr")]

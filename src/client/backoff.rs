@@ -12,7 +12,7 @@ const MAX_MS: f64 = 15_000.0;
 /// server restarts, its thousands of clients come back spread over the
 /// window rather than all in the same millisecond, and none waits less
 /// than half the step.
-pub fn delay_ms(failures: u32, random: f64) -> f64 {
+pub(crate) fn delay_ms(failures: u32, random: f64) -> f64 {
     let step = (BASE_MS * 2f64.powi(failures.min(16) as i32)).min(MAX_MS);
     step / 2.0 + random.clamp(0.0, 1.0) * step / 2.0
 }

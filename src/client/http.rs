@@ -9,7 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 
 /// GETs `url` and returns the status and the body as text, whatever the
 /// status; `None` when no answer came (the network or the server is down).
-pub async fn get(url: &str) -> Option<(u16, String)> {
+pub(crate) async fn get(url: &str) -> Option<(u16, String)> {
     let response = JsFuture::from(window().fetch_with_str(url)).await.ok()?;
     // `fetch` resolves to nothing but a `Response`.
     let response: web_sys::Response = response.unchecked_into();

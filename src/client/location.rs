@@ -9,13 +9,13 @@ use crate::protocol::{DEFAULT_ROOM, parse_room};
 
 /// What a path shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Page {
+pub(crate) enum Page {
     Room(String),
     NotFound,
 }
 
 /// The page for `path`.
-pub fn page_for(path: &str) -> Page {
+pub(crate) fn page_for(path: &str) -> Page {
     if path == "/" {
         return Page::Room(DEFAULT_ROOM.to_string());
     }
@@ -29,7 +29,7 @@ pub fn page_for(path: &str) -> Page {
 }
 
 /// The address of a room.
-pub fn room_path(room: &str) -> String {
+pub(crate) fn room_path(room: &str) -> String {
     if room == DEFAULT_ROOM {
         "/".to_string()
     } else {
@@ -38,7 +38,7 @@ pub fn room_path(room: &str) -> String {
 }
 
 /// The path of the page being rendered.
-pub fn current_path() -> String {
+pub(crate) fn current_path() -> String {
     #[cfg(feature = "ssr")]
     {
         leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -56,7 +56,7 @@ pub fn current_path() -> String {
 
 /// Answers the request being rendered with 404 (server only; the browser
 /// has nothing to do).
-pub fn mark_not_found() {
+pub(crate) fn mark_not_found() {
     #[cfg(feature = "ssr")]
     if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
@@ -64,7 +64,7 @@ pub fn mark_not_found() {
 }
 
 /// Puts `room`'s address in the address bar, as a new history entry.
-pub fn push_room(room: &str) {
+pub(crate) fn push_room(room: &str) {
     if let Ok(history) = leptos::prelude::window().history() {
         let _ =
             history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&room_path(room)));

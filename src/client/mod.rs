@@ -7,21 +7,21 @@
 //! a browser API is called from effects and event handlers, which never run
 //! during server rendering.
 
-pub mod backoff;
-pub mod http;
-pub mod location;
-pub mod rooms_api;
-pub mod session;
-pub mod socket;
-pub mod state;
+pub(crate) mod backoff;
+pub(crate) mod http;
+pub(crate) mod location;
+pub(crate) mod rooms_api;
+pub(crate) mod session;
+pub(crate) mod socket;
+pub(crate) mod state;
 
-pub use socket::Connection;
-pub use state::{ChatState, Pending, Status};
+pub(crate) use socket::Connection;
+pub(crate) use state::{ChatState, Pending, Status};
 
 /// A fresh id for a message typed here: 104 random bits as hex. It only
 /// has to be unique among this user's messages in a room, so `Math.random`
 /// will do (`crypto.randomUUID` is missing on plain-http LAN addresses).
-pub fn new_client_id() -> String {
+pub(crate) fn new_client_id() -> String {
     let part = || (js_sys::Math::random() * (1u64 << 52) as f64) as u64;
     format!("{:013x}{:013x}", part(), part())
 }

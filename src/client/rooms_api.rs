@@ -6,15 +6,15 @@ use crate::protocol::ROOMS_API_PATH;
 /// What the room list shows of each [`crate::protocol::RoomSummary`]; the
 /// other fields are skipped unparsed, which is code the WASM does without.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct ListedRoom {
-    pub name: String,
-    pub online: usize,
+pub(crate) struct ListedRoom {
+    pub(crate) name: String,
+    pub(crate) online: usize,
 }
 
 /// The list, or `None` if it could not be had. No reason is kept: the list
 /// is refreshed every few seconds and a failed refresh just keeps the old
 /// one (the socket's status says why the server cannot be reached).
-pub async fn fetch_rooms() -> Option<Vec<ListedRoom>> {
+pub(crate) async fn fetch_rooms() -> Option<Vec<ListedRoom>> {
     let url = session::with_access_token(ROOMS_API_PATH.to_string());
     let (status, text) = http::get(&url).await?;
     if status != 200 {

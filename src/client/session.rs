@@ -28,7 +28,7 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 /// The name this tab joined with, if any.
-pub fn load() -> Option<String> {
+pub(crate) fn load() -> Option<String> {
     if let Some(name) = take_from_url() {
         save(&name);
         return Some(name);
@@ -37,13 +37,13 @@ pub fn load() -> Option<String> {
 }
 
 /// The access token this tab was given, if any.
-pub fn access_token() -> Option<String> {
+pub(crate) fn access_token() -> Option<String> {
     storage()?.get_item(TOKEN_KEY).ok().flatten()
 }
 
 /// `url` (this server's, relative, perhaps with a query already) with the
 /// access token added as a query parameter, if this tab has one.
-pub fn with_access_token(mut url: String) -> String {
+pub(crate) fn with_access_token(mut url: String) -> String {
     if let Some(token) = access_token() {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(ACCESS_TOKEN_PARAM);
@@ -53,13 +53,13 @@ pub fn with_access_token(mut url: String) -> String {
     url
 }
 
-pub fn save(name: &str) {
+pub(crate) fn save(name: &str) {
     if let Some(storage) = storage() {
         let _ = storage.set_item(KEY, name);
     }
 }
 
-pub fn clear() {
+pub(crate) fn clear() {
     if let Some(storage) = storage() {
         let _ = storage.remove_item(KEY);
     }
@@ -87,7 +87,8 @@ fn take_from_url() -> Option<String> {
 /// `sessionStorage` (keeping the path, the other parameters and the
 /// fragment, without a new history entry). An empty token is dropped from
 /// the URL but not stored. Rendered by the server only.
-pub fn take_token_script() -> String {
+#[cfg(feature = "ssr")]
+pub(crate) fn take_token_script() -> String {
     format!(
         "try{{var u=new URL(location.href),t=u.searchParams.get('{ACCESS_TOKEN_PARAM}');\
          if(t!==null){{if(t)sessionStorage.setItem('{TOKEN_KEY}',t);\

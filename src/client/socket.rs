@@ -31,7 +31,7 @@ const ABNORMAL_CLOSURE: u16 = 1006;
 
 /// An open (or opening) connection. Dropping it does not close it; call
 /// [`Connection::close`].
-pub struct Connection {
+pub(crate) struct Connection {
     raw: web_sys::WebSocket,
     outgoing: mpsc::UnboundedSender<String>,
     closed_by_us: Rc<Cell<bool>>,
@@ -41,7 +41,7 @@ impl Connection {
     /// Connects as `username` to `room`, feeding everything received into
     /// `state`. With `since`, the server sends the messages after that id
     /// instead of the latest page.
-    pub fn open(
+    pub(crate) fn open(
         username: &str,
         room: &str,
         since: Option<u64>,
@@ -135,7 +135,7 @@ impl Connection {
     }
 
     /// Queues an event; false if the connection is gone.
-    pub fn send(&self, event: &ClientEvent) -> bool {
+    pub(crate) fn send(&self, event: &ClientEvent) -> bool {
         match serde_json::to_string(event) {
             Ok(text) => self.outgoing.unbounded_send(text).is_ok(),
             Err(_) => false,
@@ -143,7 +143,7 @@ impl Connection {
     }
 
     /// Closes the socket without reporting it as a disconnection.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed_by_us.set(true);
         let _ = self.raw.close_with_code(NORMAL_CLOSURE);
     }
@@ -153,7 +153,7 @@ impl Connection {
 /// limit: a burst of queued messages (the outbox after a reconnect, a fast
 /// typist) goes out as fast as the server takes it instead of being
 /// refused with "Slow down" and left "Sending…".
-pub struct Pace {
+pub(crate) struct Pace {
     tokens: f64,
     at_ms: f64,
 }
@@ -162,7 +162,7 @@ impl Pace {
     const PER_MS: f64 = DEFAULT_MESSAGE_RATE as f64 * 0.9 / 1000.0;
     const BURST: f64 = (DEFAULT_MESSAGE_BURST - 2) as f64;
 
-    pub fn new(now_ms: f64) -> Self {
+    pub(crate) fn new(now_ms: f64) -> Self {
         Pace {
             tokens: Self::BURST,
             at_ms: now_ms,
@@ -171,7 +171,7 @@ impl Pace {
 
     /// Takes a token for one frame sent at `now_ms`: how many ms to wait
     /// before sending it.
-    pub fn take(&mut self, now_ms: f64) -> f64 {
+    pub(crate) fn take(&mut self, now_ms: f64) -> f64 {
         let elapsed = (now_ms - self.at_ms).max(0.0);
         self.tokens = (self.tokens + elapsed * Self::PER_MS).min(Self::BURST) - 1.0;
         self.at_ms = now_ms;

@@ -7,11 +7,11 @@ use leptos::prelude::*;
 use crate::protocol::{ChatMessage, ServerEvent, close_code};
 
 /// How long "alice is typing…" stays up after her last `typing` event.
-pub const TYPING_SHOWN_MS: f64 = 5_000.0;
+pub(crate) const TYPING_SHOWN_MS: f64 = 5_000.0;
 
 /// Where the connection stands, as shown to the user.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Status {
+pub(crate) enum Status {
     Connecting,
     Connected,
     /// Dropped; a new attempt is scheduled. `reason` is the server's
@@ -31,7 +31,7 @@ impl Status {
     /// The server refused this user (taken or invalid name or room, or a
     /// missing or refused access token): reconnecting the same way would be
     /// refused again.
-    pub fn is_refusal(&self) -> bool {
+    pub(crate) fn is_refusal(&self) -> bool {
         matches!(self, Status::Closed { code, .. } if *code == close_code::POLICY)
     }
 }
@@ -39,30 +39,30 @@ impl Status {
 /// A message typed here, not yet echoed back by the server (so not yet
 /// stored): shown as "sending…" and sent again after a reconnect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    pub client_id: String,
-    pub text: String,
+pub(crate) struct Pending {
+    pub(crate) client_id: String,
+    pub(crate) text: String,
 }
 
 /// Reactive chat state for one room. `Copy` (signals are handles), so every
 /// component and callback can hold it.
 #[derive(Debug, Clone, Copy)]
-pub struct ChatState {
+pub(crate) struct ChatState {
     /// The messages this page has, oldest first, each id once.
-    pub messages: RwSignal<Vec<ChatMessage>>,
+    pub(crate) messages: RwSignal<Vec<ChatMessage>>,
     /// Older messages exist on the server than the first in `messages`.
-    pub more: RwSignal<bool>,
+    pub(crate) more: RwSignal<bool>,
     /// A `load-history` is on its way.
-    pub loading: RwSignal<bool>,
+    pub(crate) loading: RwSignal<bool>,
     /// Messages typed here and not yet confirmed, in the order typed.
-    pub pending: RwSignal<Vec<Pending>>,
+    pub(crate) pending: RwSignal<Vec<Pending>>,
     /// Who is online.
-    pub users: RwSignal<BTreeSet<String>>,
+    pub(crate) users: RwSignal<BTreeSet<String>>,
     /// Who is typing, with when to stop showing it (ms since the epoch).
-    pub typing: RwSignal<Vec<(String, f64)>>,
-    pub status: RwSignal<Status>,
+    pub(crate) typing: RwSignal<Vec<(String, f64)>>,
+    pub(crate) status: RwSignal<Status>,
     /// The server's last `error` event, shown until the next send.
-    pub notice: RwSignal<Option<String>>,
+    pub(crate) notice: RwSignal<Option<String>>,
 }
 
 impl Default for ChatState {
@@ -72,7 +72,7 @@ impl Default for ChatState {
 }
 
 impl ChatState {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ChatState {
             messages: RwSignal::new(Vec::new()),
             more: RwSignal::new(false),
@@ -86,7 +86,7 @@ impl ChatState {
     }
 
     /// The newest message id this page has: what to resume from.
-    pub fn newest_id(&self) -> Option<u64> {
+    pub(crate) fn newest_id(&self) -> Option<u64> {
         self.messages
             .try_with_untracked(|all| all.last().map(|m| m.id))
             .flatten()
@@ -95,7 +95,7 @@ impl ChatState {
     /// Applies one server event. `try_` updates: a late event arriving after
     /// the page left the room must not touch disposed signals. `now` is the
     /// time in ms since the epoch (a parameter so tests can run natively).
-    pub fn apply(&self, event: ServerEvent, now: f64) {
+    pub(crate) fn apply(&self, event: ServerEvent, now: f64) {
         match event {
             ServerEvent::SendMessage(message) => {
                 if let Some(id) = &message.client_id {
@@ -156,7 +156,7 @@ impl ChatState {
     }
 
     /// Drops typing indicators whose time is up.
-    pub fn expire_typing(&self, now: f64) {
+    pub(crate) fn expire_typing(&self, now: f64) {
         if self
             .typing
             .try_with_untracked(|t| t.iter().any(|(_, until)| *until <= now))

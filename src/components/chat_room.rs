@@ -22,7 +22,7 @@ use crate::{
 const TYPING_EVERY_MS: f64 = 2_000.0;
 
 #[component]
-pub fn ChatRoom(
+pub(crate) fn ChatRoom(
     name: String,
     room: String,
     /// Leave the chat; carries the reason when the server refused the name.

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::client::Status;
 
 #[component]
-pub fn ConnectionStatus(
+pub(crate) fn ConnectionStatus(
     status: RwSignal<Status>,
     #[prop(into)] on_reconnect: Callback<()>,
 ) -> impl IntoView {

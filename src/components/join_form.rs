@@ -7,7 +7,7 @@ use crate::protocol::{MAX_USERNAME_CHARS, parse_username};
 /// A real form: before the WASM loads it submits as `GET /?name=…`, which
 /// the client picks up once it starts (see `client::session`).
 #[component]
-pub fn JoinForm(
+pub(crate) fn JoinForm(
     #[prop(into)] on_join: Callback<String>,
     /// Why the last attempt was refused (e.g. the name is taken).
     error: RwSignal<Option<String>>,

@@ -6,7 +6,7 @@ use leptos::{ev::SubmitEvent, html, prelude::*};
 use crate::{client::Status, protocol::MAX_MESSAGE_CHARS};
 
 #[component]
-pub fn MessageInput(
+pub(crate) fn MessageInput(
     /// Sends (or queues) a message; returns whether it was taken.
     #[prop(into)]
     on_send: Callback<String, bool>,

@@ -15,7 +15,7 @@ const STICK_THRESHOLD_PX: i32 = 48;
 const LOAD_THRESHOLD_PX: i32 = 80;
 
 #[component]
-pub fn MessageList(
+pub(crate) fn MessageList(
     state: ChatState,
     me: String,
     #[prop(into)] on_load_older: Callback<()>,

@@ -17,7 +17,7 @@ use crate::{
 const REFRESH: Duration = Duration::from_secs(15);
 
 #[component]
-pub fn RoomList(
+pub(crate) fn RoomList(
     current: String,
     /// Who is in the current room right now, known live from its socket
     /// (the fetched list may be seconds old).

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 #[component]
-pub fn TypingIndicator(typing: RwSignal<Vec<(String, f64)>>, me: String) -> impl IntoView {
+pub(crate) fn TypingIndicator(typing: RwSignal<Vec<(String, f64)>>, me: String) -> impl IntoView {
     let text = move || {
         let names: Vec<String> = typing.with(|t| {
             t.iter()

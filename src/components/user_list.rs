@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 
 #[component]
-pub fn UserList(users: RwSignal<BTreeSet<String>>, me: String) -> impl IntoView {
+pub(crate) fn UserList(users: RwSignal<BTreeSet<String>>, me: String) -> impl IntoView {
     let me = StoredValue::new(me);
     view! {
         <aside class="users" aria-labelledby="users-heading">
