@@ -175,6 +175,9 @@ pub(crate) async fn serve(
         listener,
         router(state),
         config.limits.handshake_timeout,
+        Arc::new(edge::client_addr::TrustedProxies::new(
+            config.trusted_proxies.clone(),
+        )),
         shutdown.clone(),
     )
     .await;

@@ -224,3 +224,54 @@ async fn a_connection_that_sends_nothing_or_trickles_is_dropped_after_the_handsh
     let mut alice = server.join("alice").await;
     expect_users(&mut alice, &["alice"]).await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    // The test connects from 127.0.0.1, as a proxy on this machine would.
+    let proxied = Server::start_with(&[
+        "--trusted-proxies",
+        "127.0.0.1, 10.0.0.0/8",
+        "--max-connections-per-ip",
+        "2",
+    ])
+    .await;
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let mut sockets = Vec::new();
+    for (i, client) in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.2"]
+        .into_iter()
+        .enumerate()
+    {
+        let socket = proxied
+            .try_connect(&format!("username=u{i}"), &from(client))
+            .await
+            .expect("each forwarded client has its own two places");
+        sockets.push(socket);
+    }
+    let (status, _) = proxied
+        .try_connect("username=u4", &from("203.0.113.1"))
+        .await
+        .expect_err("a third socket from one client");
+    assert_eq!(status, 429);
+    // A hop the client wrote itself, left of the proxy's, counts for nothing.
+    let (status, _) = proxied
+        .try_connect("username=u5", &from("198.51.100.9, 203.0.113.1"))
+        .await
+        .expect_err("a spoofed left-hand hop");
+    assert_eq!(status, 429);
+    // Through a second trusted proxy the client is still the first
+    // untrusted hop from the right.
+    proxied
+        .try_connect("username=u6", &from("203.0.113.3, 10.0.0.7"))
+        .await
+        .expect("a client behind two proxies");
+
+    // Without trusted proxies the header is ignored: everyone is 127.0.0.1.
+    let direct = Server::start_with(&["--max-connections-per-ip", "2"]).await;
+    let _a = direct.try_connect("username=a", &from("203.0.113.1")).await;
+    let _b = direct.try_connect("username=b", &from("203.0.113.2")).await;
+    let (status, _) = direct
+        .try_connect("username=c", &from("203.0.113.3"))
+        .await
+        .expect_err("headers from an untrusted peer are ignored");
+    assert_eq!(status, 429);
+}

@@ -2,9 +2,13 @@
 //! definition `banter --help`, the environment and the settings file all
 //! go through (see the parent module).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
 
 use clap::Parser;
+use ipnet::IpNet;
 
 use super::build;
 
@@ -129,6 +133,19 @@ pub(super) struct Cli {
     )]
     pub(super) allowed_origins: Vec<String>,
 
+    /// Reverse proxies or load balancers (addresses or CIDR ranges, e.g.
+    /// `127.0.0.1,10.0.0.0/8`) whose `X-Forwarded-For` (or, without it,
+    /// `Forwarded`) header names the client. Per-address limits and logs
+    /// then use that address. From any other peer the headers are ignored.
+    #[arg(
+        long,
+        env = "BANTER_TRUSTED_PROXIES",
+        value_name = "ADDR|CIDR,…",
+        value_delimiter = ',',
+        value_parser = parse_trusted
+    )]
+    pub(super) trusted_proxies: Vec<IpNet>,
+
     /// Most sockets open at once; beyond it a handshake gets 503.
     #[arg(
         long,
@@ -250,4 +267,17 @@ pub(crate) enum SqliteSync {
 pub(crate) enum StorageKind {
     Sqlite,
     Off,
+}
+
+/// A `trusted-proxies` entry: an address (`10.0.0.7`, `::1`) or a range
+/// (`10.0.0.0/8`, `fd00::/8`).
+pub(crate) fn parse_trusted(entry: &str) -> Result<IpNet, String> {
+    let entry = entry.trim();
+    if let Ok(net) = entry.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    entry
+        .parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{entry:?} is not an IP address or a CIDR range (like 10.0.0.0/8)"))
 }

@@ -30,6 +30,8 @@ use std::{
 use clap::{CommandFactory, FromArgMatches};
 
 use flags::Cli;
+#[cfg(test)]
+pub(crate) use flags::parse_trusted;
 pub(crate) use flags::{SqliteSync, StorageKind};
 
 /// Where the settings file is looked for when none is named.
@@ -58,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// The per-socket flood limit and keepalive.
     pub(crate) socket: SocketSettings,
+    /// Proxies whose forwarding headers name the client.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Who may open a socket. See `--auth-tokens` and `--allowed-origins`.
@@ -211,6 +215,7 @@ impl From<Cli> for Config {
                 ping_interval: Duration::from_millis(cli.ping_interval_ms),
                 ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
             },
+            trusted_proxies: cli.trusted_proxies,
         }
     }
 }
@@ -339,6 +344,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tape"), "{err}");
+
+        let f = file("trusted-proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n");
+        let config = load(&["--config", f.path().to_str().unwrap()]);
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(proxies, ["127.0.0.1/32", "10.0.0.0/8"]);
+        let f = file("trusted-proxies = [\"proxy.local\"]\n");
+        let err = Config::try_from_iter(["banter", "--config", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trusted-proxies") && err.contains("proxy.local"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! latency is the point, and Nagle's algorithm would hold a frame back until
 //! the previous one is acknowledged (with delayed ACKs, up to 40 ms).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::ConnectInfo, http::Request};
 use hyper::body::Incoming;
@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 use tracing::{debug, warn};
+
+use super::client_addr::{ClientAddr, TrustedProxies};
 
 /// How long to back off when accepting fails for lack of resources (out of
 /// file descriptors), instead of spinning on the error.
@@ -38,6 +40,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     handshake_timeout: Duration,
+    proxies: Arc<TrustedProxies>,
     shutdown: CancellationToken,
 ) -> TaskTracker {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -67,6 +70,7 @@ pub(crate) async fn serve(
             tcp,
             peer,
             app.clone(),
+            Arc::clone(&proxies),
             shutdown.clone(),
         ));
     }
@@ -79,6 +83,7 @@ async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     app: Router,
+    proxies: Arc<TrustedProxies>,
     shutdown: CancellationToken,
 ) {
     if let Err(err) = tcp.set_nodelay(true) {
@@ -86,7 +91,9 @@ async fn serve_connection(
     }
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(Body::new);
+        let client = proxies.client(peer.ip(), request.headers());
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(ClientAddr(client));
         app.clone().oneshot(request)
     });
     let connection = http

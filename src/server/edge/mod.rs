@@ -3,6 +3,7 @@
 //!
 //! In the order a connection meets them:
 //! - [`accept`]: the accept loop (header timeout, peer addresses).
+//! - [`client_addr`]: the client's address, also behind trusted proxies.
 //! - [`access`]: the Origin check and access tokens.
 //! - [`admission`]: connection counts and handshake pacing.
 //! - [`refusal`]: each refusal's status and sentence.
@@ -16,6 +17,7 @@
 pub(crate) mod accept;
 pub(crate) mod access;
 pub(crate) mod admission;
+pub(crate) mod client_addr;
 pub(crate) mod connection;
 pub(crate) mod flood;
 pub(crate) mod refusal;

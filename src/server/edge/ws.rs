@@ -9,11 +9,11 @@
 //! close frame: a browser never sees the body of a refused handshake, but
 //! it does see a close code and reason, which the UI can show.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     extract::{
-        ConnectInfo, Query, State,
+        Extension, Query, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, StatusCode, header},
@@ -24,7 +24,7 @@ use tracing::info;
 
 use tokio_util::task::TaskTracker;
 
-use super::{access::Access, admission::Admission, connection};
+use super::{access::Access, admission::Admission, client_addr::ClientAddr, connection};
 use crate::{
     protocol::PRESENCE_DELTA,
     server::{
@@ -91,7 +91,7 @@ pub(crate) struct JoinParams {
 /// failed socket was the network's fault, not a refusal).
 pub(crate) async fn start_web_socket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     Query(params): Query<JoinParams>,
     State(state): State<Endpoint>,
@@ -103,16 +103,16 @@ pub(crate) async fn start_web_socket(
             params.origin.as_deref(),
             params.access_token.as_deref(),
         )
-        .and_then(|()| state.admission.admit(peer.ip()));
+        .and_then(|()| state.admission.admit(client));
     let ticket = match admitted {
         Ok(ticket) => ticket,
         Err(refusal) => {
             // The reason, never the token; going-too-fast refusals come in
             // floods, so they are kept out of the default log.
             if refusal.is_rate() {
-                tracing::debug!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+                tracing::debug!(%client, reason = %refusal, "handshake refused");
             } else {
-                info!(peer = %peer.ip(), reason = %refusal, "handshake refused");
+                info!(%client, reason = %refusal, "handshake refused");
             }
             state.admission.hold_back(&refusal).await;
             return refusal.into_response();
