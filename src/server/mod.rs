@@ -20,6 +20,7 @@
 //! binary's [`main`].
 
 pub(crate) mod chat;
+pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod edge;
 pub(crate) mod hub;
@@ -106,14 +107,10 @@ impl FromRef<AppState> for ws::Endpoint {
 impl AppState {
     /// Opens storage (creating the database on first start); fails with a
     /// clear error if it cannot.
-    pub(crate) fn new(config: &Config) -> Result<Self, storage::StoreError> {
+    pub(crate) async fn new(config: &Config) -> Result<Self, hub::StartError> {
         Ok(AppState {
             leptos_options: config::build::leptos_options(&config.site_root, config.addr),
-            hub: Arc::new(Hub::open(
-                config.storage,
-                config.sqlite_sync,
-                &config.data_dir,
-            )?),
+            hub: Arc::new(Hub::open(config).await?),
             shutdown: CancellationToken::new(),
             goodbye: CancellationToken::new(),
             connections: TaskTracker::new(),
@@ -221,7 +218,7 @@ pub async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
-    let state = match AppState::new(&config) {
+    let state = match AppState::new(&config).await {
         Ok(state) => state,
         Err(err) => {
             error!(%err, "cannot start");

@@ -3,12 +3,14 @@
 
 mod access;
 mod backpressure;
+mod cluster;
 mod flood;
 mod history;
 mod http;
 mod input;
 mod keepalive;
 mod names;
+mod services;
 mod shutdown;
 mod support;
 mod websocket;

@@ -14,7 +14,7 @@
 //! (`Lagged`) and is disconnected with 1013 rather than silently skipping.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     fmt,
     sync::{Arc, Mutex},
 };
@@ -57,6 +57,13 @@ struct State {
     /// How many members want whole lists; when none do, a presence tick
     /// skips building one (at 10,000 users that is ~150 KB of JSON).
     list_clients: usize,
+    /// Members connected to this process. The room lives while it has
+    /// any, or a joiner on its way in (`pending`).
+    local: usize,
+    pending: usize,
+    /// Keys in `names` held by users on other processes (cluster mode):
+    /// their joins and leaves arrive through the cluster, not from here.
+    remote: HashSet<String>,
     changes: PresenceLog,
     latest: Latest,
 }
@@ -108,20 +115,39 @@ impl Room {
         &self.name
     }
 
+    /// Everyone in the room, on every process.
     pub(crate) fn online(&self) -> usize {
         lock(&self.state).names.len()
     }
 
+    /// Those connected to this process.
+    pub(crate) fn local(&self) -> usize {
+        lock(&self.state).local
+    }
+
     /// Adds `name` unless someone in the room already has it, or one
-    /// with the same key.
-    pub(crate) fn enter(&self, name: &Arc<str>, style: PresenceStyle) -> Result<Entry, NameTaken> {
+    /// with the same key. `claimed`: the cluster has given this process the
+    /// name, so a holder on another process still in the list is one whose
+    /// leave has not arrived yet (its process stopped), and is replaced.
+    pub(crate) fn enter(
+        &self,
+        name: &Arc<str>,
+        style: PresenceStyle,
+        claimed: bool,
+    ) -> Result<Entry, NameTaken> {
         let key = name_key(name);
         let mut state = lock(&self.state);
-        if state.names.contains_key(&key) {
-            return Err(NameTaken(name.to_string()));
+        if let Some(held) = state.names.get(&key).cloned() {
+            if !(claimed && state.remote.contains(&key)) {
+                return Err(NameTaken(name.to_string()));
+            }
+            state.remote.remove(&key);
+            state.names.remove(&key);
+            state.changes.push(Change::Left(held));
         }
         state.names.insert(key, Arc::clone(name));
         state.changes.push(Change::Joined(Arc::clone(name)));
+        state.local += 1;
         if style == PresenceStyle::List {
             state.list_clients += 1;
         }
@@ -135,21 +161,86 @@ impl Room {
         })
     }
 
-    /// Removes `name`; true if the room is now empty.
+    /// Removes `name`; true if the room now has nobody on this process.
     pub(crate) fn exit(&self, name: &Arc<str>, style: PresenceStyle) -> bool {
         let key = name_key(name);
         let mut state = lock(&self.state);
         // Only the holder frees the key: `alice` leaving cannot take out
         // the `Alice` who is in (a refused joiner never calls this, but the
         // room does not rely on it).
-        if state.names.get(&key).is_some_and(|held| held == name) {
+        if !state.remote.contains(&key) && state.names.get(&key).is_some_and(|held| held == name) {
             state.names.remove(&key);
             state.changes.push(Change::Left(Arc::clone(name)));
+            state.local -= 1;
             if style == PresenceStyle::List {
                 state.list_clients -= 1;
             }
         }
-        state.names.is_empty()
+        state.local == 0 && state.pending == 0
+    }
+
+    /// A joiner is on its way in (cluster mode: claiming its name, and
+    /// subscribing, takes a round trip): the room must not be dropped.
+    pub(crate) fn expect_joiner(&self) {
+        lock(&self.state).pending += 1;
+    }
+
+    /// That joiner has entered, or given up; true if the room now has
+    /// nobody on this process.
+    pub(crate) fn joiner_arrived(&self) -> bool {
+        let mut state = lock(&self.state);
+        state.pending -= 1;
+        state.local == 0 && state.pending == 0
+    }
+
+    /// A user on another process joined.
+    pub(crate) fn add_remote(&self, name: &Arc<str>) {
+        let key = name_key(name);
+        let mut state = lock(&self.state);
+        if state.names.contains_key(&key) {
+            return;
+        }
+        state.names.insert(key.clone(), Arc::clone(name));
+        state.remote.insert(key);
+        state.changes.push(Change::Joined(Arc::clone(name)));
+    }
+
+    /// A user on another process left.
+    pub(crate) fn remove_remote(&self, name: &Arc<str>) {
+        let key = name_key(name);
+        let mut state = lock(&self.state);
+        if state.remote.contains(&key) && state.names.get(&key).is_some_and(|held| held == name) {
+            state.remote.remove(&key);
+            state.names.remove(&key);
+            state.changes.push(Change::Left(Arc::clone(name)));
+        }
+    }
+
+    /// The users on other processes are exactly `names` (read from the
+    /// cluster when this process subscribes, and again after a reconnect).
+    pub(crate) fn seed_remote(&self, names: Vec<Arc<str>>) {
+        let mut state = lock(&self.state);
+        let keyed: BTreeMap<String, Arc<str>> =
+            names.into_iter().map(|n| (name_key(&n), n)).collect();
+        let gone: Vec<String> = state
+            .remote
+            .iter()
+            .filter(|key| !keyed.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in gone {
+            state.remote.remove(&key);
+            if let Some(name) = state.names.remove(&key) {
+                state.changes.push(Change::Left(name));
+            }
+        }
+        for (key, name) in keyed {
+            if !state.names.contains_key(&key) {
+                state.names.insert(key.clone(), Arc::clone(&name));
+                state.remote.insert(key);
+                state.changes.push(Change::Joined(name));
+            }
+        }
     }
 
     /// Installs the latest page read from storage, merged with whatever was
@@ -160,8 +251,13 @@ impl Room {
 
     /// Sends a stored message to everyone in the room.
     pub(crate) fn deliver(&self, message: ChatMessage) {
-        let id = message.id;
         let frame = encode(&ServerEvent::SendMessage(message.clone()));
+        self.deliver_encoded(message, frame);
+    }
+
+    /// [`Room::deliver`] of a message whose frame is already built.
+    pub(crate) fn deliver_encoded(&self, message: ChatMessage, frame: Frame) {
+        let id = message.id;
         let mut state = lock(&self.state);
         state.latest.push(message);
         // An error only means nobody is subscribed, which is not a failure.

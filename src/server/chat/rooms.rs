@@ -46,22 +46,59 @@ impl Rooms {
                 room
             }
         };
-        match room.enter(name, style) {
+        match room.enter(name, style, false) {
             Ok(entry) => Ok((room, entry)),
             Err(taken) => Err(taken),
         }
     }
 
-    /// Takes `name` out of `room`, dropping the room if it is now empty.
-    pub(crate) fn exit(&self, room: &Arc<Room>, name: &Arc<str>, style: PresenceStyle) {
+    /// The room named `name` (canonical), created if needed, with a joiner
+    /// on its way in, so it stays while that joiner is busy elsewhere (in
+    /// cluster mode: claiming its name and subscribing). The joiner then
+    /// calls [`Rooms::enter_opened`] or [`Rooms::abandon`].
+    pub(crate) fn open(&self, room: &str) -> Arc<Room> {
         let mut rooms = lock(&self.rooms);
-        if room.exit(name, style) {
-            // Only if the registered room is this one: a room that emptied
-            // earlier may already have been replaced.
-            if rooms.get(room.name()).is_some_and(|r| Arc::ptr_eq(r, room)) {
-                rooms.remove(room.name());
+        let room = match rooms.get(room) {
+            Some(room) => Arc::clone(room),
+            None => {
+                let room = Arc::new(Room::new(Arc::from(room)));
+                rooms.insert(Arc::clone(room.name()), Arc::clone(&room));
+                room
             }
+        };
+        room.expect_joiner();
+        room
+    }
+
+    /// The joiner of an [`Rooms::open`]ed room enters it; the cluster has
+    /// given it the name. On a refusal the room may be dropped (true).
+    pub(crate) fn enter_opened(
+        &self,
+        room: &Arc<Room>,
+        name: &Arc<str>,
+        style: PresenceStyle,
+    ) -> Result<Entry, (NameTaken, bool)> {
+        let entered = room.enter(name, style, true);
+        let mut rooms = lock(&self.rooms);
+        let empty = room.joiner_arrived();
+        match entered {
+            Ok(entry) => Ok(entry),
+            Err(taken) => Err((taken, empty && unregister(&mut rooms, room))),
         }
+    }
+
+    /// The joiner of an [`Rooms::open`]ed room gave up; true if the room
+    /// was dropped.
+    pub(crate) fn abandon(&self, room: &Arc<Room>) -> bool {
+        let mut rooms = lock(&self.rooms);
+        room.joiner_arrived() && unregister(&mut rooms, room)
+    }
+
+    /// Takes `name` out of `room`, dropping the room if nobody on this
+    /// process is in it any more; true if it was dropped.
+    pub(crate) fn exit(&self, room: &Arc<Room>, name: &Arc<str>, style: PresenceStyle) -> bool {
+        let mut rooms = lock(&self.rooms);
+        room.exit(name, style) && unregister(&mut rooms, room)
     }
 
     /// Hands a stored message to its room, if anyone is in it.
@@ -84,7 +121,8 @@ impl Rooms {
 
     /// How many people are connected, over all rooms.
     pub(crate) fn len(&self) -> usize {
-        self.online().iter().map(|(_, n)| n).sum()
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        rooms.iter().map(|room| room.local()).sum()
     }
 
     /// Flushes every room's presence changes.
@@ -94,6 +132,16 @@ impl Rooms {
             room.flush_presence();
         }
     }
+}
+
+/// Unregisters `room` — only if the registered room is this one: a room
+/// that emptied earlier may already have been replaced. True if it was.
+fn unregister(rooms: &mut HashMap<Arc<str>, Arc<Room>>, room: &Arc<Room>) -> bool {
+    if rooms.get(room.name()).is_some_and(|r| Arc::ptr_eq(r, room)) {
+        rooms.remove(room.name());
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]

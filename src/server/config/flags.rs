@@ -146,6 +146,27 @@ pub(super) struct Cli {
     )]
     pub(super) trusted_proxies: Vec<IpNet>,
 
+    /// Cluster mode: the Redis that carries the live path (ids, fan-out,
+    /// presence) for every Banter process, e.g. `redis://127.0.0.1:6379/`.
+    /// Set with `database-url`; the embedded SQLite store is then unused.
+    #[arg(
+        long,
+        env = "BANTER_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(super) redis_url: Option<String>,
+
+    /// Cluster mode: the PostgreSQL database that keeps the history, e.g.
+    /// `postgres://banter@127.0.0.1/banter`. Set with `redis-url`.
+    #[arg(
+        long,
+        env = "BANTER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(super) database_url: Option<String>,
+
     /// Most sockets open at once; beyond it a handshake gets 503.
     #[arg(
         long,

@@ -62,6 +62,22 @@ pub(crate) struct Config {
     pub(crate) socket: SocketSettings,
     /// Proxies whose forwarding headers name the client.
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Set: cluster mode, through these.
+    pub(crate) cluster: Option<ClusterSettings>,
+}
+
+/// Where a cluster keeps its shared state. No `Debug` of the URLs: they
+/// may hold passwords.
+#[derive(Clone)]
+pub(crate) struct ClusterSettings {
+    pub(crate) redis_url: String,
+    pub(crate) database_url: String,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSettings { .. }")
+    }
 }
 
 /// Who may open a socket. See `--auth-tokens` and `--allowed-origins`.
@@ -123,6 +139,10 @@ pub(crate) enum ConfigError {
     UnknownKey { path: PathBuf, key: String },
     #[error("command line: {0}")]
     Args(#[from] clap::Error),
+    #[error(
+        "cluster mode needs both redis-url and database-url (or neither, for the embedded default)"
+    )]
+    Cluster,
 }
 
 impl Config {
@@ -181,7 +201,12 @@ impl Config {
                     .trim_start_matches("error: ")
                     .to_string(),
             })?;
-        Ok(Cli::from_arg_matches(&matches)?.into())
+        let cli = Cli::from_arg_matches(&matches)?;
+        match (&cli.redis_url, &cli.database_url) {
+            (Some(_), None) | (None, Some(_)) => return Err(ConfigError::Cluster),
+            _ => {}
+        }
+        Ok(cli.into())
     }
 }
 
@@ -216,6 +241,13 @@ impl From<Cli> for Config {
                 ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
             },
             trusted_proxies: cli.trusted_proxies,
+            cluster: match (cli.redis_url, cli.database_url) {
+                (Some(redis_url), Some(database_url)) => Some(ClusterSettings {
+                    redis_url,
+                    database_url,
+                }),
+                _ => None,
+            },
         }
     }
 }

@@ -4,29 +4,111 @@
 //! Everything above the hub (the WebSocket handler, connections) and
 //! everything below it that is per process (the rooms and their rings) is
 //! the same in every mode. What is not: who assigns a message its id, where
-//! it is kept, and where history is read from. Each mode is one variant
-//! here, with the same operations, so a second mode is one more variant and
-//! one more arm per operation, and nothing outside this file changes.
+//! it is kept, where history is read from, and who else must agree before a
+//! name is taken. Each mode is one variant here, with the same operations.
 //!
 //! An enum rather than a trait object: the operations are async, the set of
 //! modes is closed, and a `match` costs nothing on the message path.
 
 use std::sync::Arc;
 
-use crate::server::storage::{Append, StoreError, Stored, embedded::Embedded};
+use super::JoinError;
+use crate::{
+    protocol::ChatMessage,
+    server::{
+        chat::{
+            frame::PresenceStyle,
+            room::{Entry, NameTaken, Room},
+            rooms::Rooms,
+        },
+        cluster::{Cluster, Seat},
+        storage::{Append, StoreError, Stored, embedded::Embedded},
+    },
+};
 
 /// The mode this process runs in. See the module docs.
 pub(crate) enum Engine {
     /// One process, one SQLite file (or nothing kept): the default.
     Embedded(Embedded),
+    /// Several processes through Redis and PostgreSQL (boxed: it is the
+    /// larger by far, and there is one per process).
+    Cluster(Box<Cluster>),
 }
 
 impl Engine {
+    /// Puts `name` into `room` — in cluster mode only once every process
+    /// agrees the name is free — and returns what the joiner gets.
+    pub(crate) async fn enter(
+        &self,
+        rooms: &Rooms,
+        room: &str,
+        name: &Arc<str>,
+        style: PresenceStyle,
+    ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
+        let cluster = match self {
+            Engine::Embedded(_) => {
+                let (room, entry) = rooms.enter(room, name, style)?;
+                return Ok((room, entry, None));
+            }
+            Engine::Cluster(cluster) => cluster,
+        };
+        let Some(seat) = cluster.claim(room, name).await? else {
+            return Err(NameTaken(name.to_string()).into());
+        };
+        let opened = rooms.open(room);
+        if let Err(err) = cluster.subscribe(&opened).await {
+            cluster.release(room, seat);
+            if rooms.abandon(&opened) {
+                cluster.unsubscribe(&opened);
+            }
+            return Err(err.into());
+        }
+        match rooms.enter_opened(&opened, name, style) {
+            Ok(entry) => Ok((opened, entry, Some(seat))),
+            Err((taken, dropped)) => {
+                cluster.release(room, seat);
+                if dropped {
+                    cluster.unsubscribe(&opened);
+                }
+                Err(taken.into())
+            }
+        }
+    }
+
+    /// Takes `name` out of `room` here and, in cluster mode, everywhere.
+    pub(crate) fn leave(
+        &self,
+        rooms: &Rooms,
+        room: &Arc<Room>,
+        name: &Arc<str>,
+        style: PresenceStyle,
+        seat: Option<Seat>,
+    ) {
+        let emptied = rooms.exit(room, name, style);
+        if let Engine::Cluster(cluster) = self {
+            if let Some(seat) = seat {
+                cluster.release(room.name(), seat);
+            }
+            if emptied {
+                cluster.unsubscribe(room);
+            }
+        }
+    }
+
+    /// Tells `room` (on every process) that `name` is typing.
+    pub(crate) async fn typing(&self, room: &Room, name: &Arc<str>) {
+        match self {
+            Engine::Embedded(_) => room.typing(name),
+            Engine::Cluster(cluster) => cluster.typing(room.name(), name).await,
+        }
+    }
+
     /// Queues a message to be given an id, kept, and delivered to its room
     /// on every process. Waits while the engine is behind.
     pub(crate) async fn append(&self, append: Append) -> Result<(), StoreError> {
         match self {
             Engine::Embedded(embedded) => embedded.append(append).await,
+            Engine::Cluster(cluster) => cluster.append(append).await,
         }
     }
 
@@ -37,9 +119,10 @@ impl Engine {
         room: &Arc<str>,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<ChatMessage>, StoreError> {
         match self {
-            Engine::Embedded(embedded) => embedded.before(room, before, limit).await,
+            Engine::Embedded(embedded) => messages(embedded.before(room, before, limit).await),
+            Engine::Cluster(cluster) => cluster.before(room, before, limit).await,
         }
     }
 
@@ -49,9 +132,10 @@ impl Engine {
         room: &Arc<str>,
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<ChatMessage>, StoreError> {
         match self {
-            Engine::Embedded(embedded) => embedded.after(room, since, limit).await,
+            Engine::Embedded(embedded) => messages(embedded.after(room, since, limit).await),
+            Engine::Cluster(cluster) => cluster.after(room, since, limit).await,
         }
     }
 
@@ -62,6 +146,15 @@ impl Engine {
     ) -> Result<Vec<(String, u64, i64)>, StoreError> {
         match self {
             Engine::Embedded(embedded) => embedded.rooms(limit).await,
+            Engine::Cluster(cluster) => cluster.recent_rooms(limit).await,
+        }
+    }
+
+    /// What `/healthz` reports beyond "ok": a dependency that is down.
+    pub(crate) fn degraded(&self) -> Option<&'static str> {
+        match self {
+            Engine::Embedded(_) => None,
+            Engine::Cluster(cluster) => (!cluster.healthy()).then_some("redis"),
         }
     }
 
@@ -69,6 +162,11 @@ impl Engine {
     pub(crate) async fn close(&self) {
         match self {
             Engine::Embedded(embedded) => embedded.close().await,
+            Engine::Cluster(cluster) => cluster.close().await,
         }
     }
+}
+
+fn messages(stored: Result<Vec<Stored>, StoreError>) -> Result<Vec<ChatMessage>, StoreError> {
+    Ok(stored?.into_iter().map(Stored::into_message).collect())
 }

@@ -7,9 +7,12 @@ use tokio::sync::broadcast;
 use super::Hub;
 use crate::{
     protocol::ServerEvent,
-    server::chat::{
-        frame::{Frame, Outbound, PresenceStyle, encode},
-        room::Room,
+    server::{
+        chat::{
+            frame::{Frame, Outbound, PresenceStyle, encode},
+            room::Room,
+        },
+        cluster::Seat,
     },
 };
 
@@ -24,6 +27,8 @@ pub(crate) struct Membership {
     pub(super) room: Arc<Room>,
     pub(super) name: Arc<str>,
     pub(super) style: PresenceStyle,
+    /// The name's claim in the cluster (cluster mode only).
+    pub(super) seat: Option<Seat>,
     /// Every event in the room after the join.
     pub(crate) events: broadcast::Receiver<Outbound>,
     /// What to send first, in order: the user list, then history.
@@ -57,7 +62,8 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.leave(&self.room, &self.name, self.style);
+        self.hub
+            .leave(&self.room, &self.name, self.style, self.seat.take());
     }
 }
 

@@ -21,8 +21,9 @@ use super::{
         room::{NameTaken, Room},
         rooms::Rooms,
     },
-    config::{SqliteSync, StorageKind},
-    storage::{Append, StoreError, Stored, embedded::Embedded},
+    cluster::Cluster,
+    config::Config,
+    storage::{Append, StoreError, embedded::Embedded},
 };
 use crate::protocol::{
     self, ChatMessage, DEFAULT_ROOM, HISTORY_PAGE, MAX_CLIENT_ID_BYTES, MessageError, RoomError,
@@ -70,10 +71,20 @@ impl JoinError {
     /// failure is the server's (1011) and worth retrying.
     pub(crate) fn close_code(&self) -> u16 {
         match self {
+            JoinError::Storage(StoreError::Unavailable) => close_code::TRY_AGAIN_LATER,
             JoinError::Storage(_) => close_code::INTERNAL_ERROR,
             _ => close_code::POLICY,
         }
     }
+}
+
+/// Why the hub could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cluster mode: {0}")]
+    Cluster(#[from] crate::server::cluster::ClusterError),
 }
 
 /// Why a message was not published.
@@ -85,6 +96,12 @@ pub(crate) enum PublishError {
     ClientIdTooLong,
     #[error("The server is shutting down; your message was not sent")]
     Closed,
+    /// Cluster mode with Redis unreachable. Banter's page keeps the message
+    /// in its outbox and sends it again once it reconnects.
+    #[error(
+        "Delivery is paused (the message service is unreachable); your message was not sent yet"
+    )]
+    Paused,
 }
 
 /// Shared state of the chat. See the module docs.
@@ -98,18 +115,25 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Opens storage (creating the database on first start) and an empty
-    /// set of rooms.
-    pub(crate) fn open(
-        storage: StorageKind,
-        sync: SqliteSync,
-        data_dir: &std::path::Path,
-    ) -> Result<Self, StoreError> {
+    /// Opens the engine the configuration asks for — the embedded store
+    /// (creating the database on first start), or the cluster's Redis and
+    /// PostgreSQL — and an empty set of rooms.
+    pub(crate) async fn open(config: &Config) -> Result<Self, StartError> {
         let rooms = Arc::new(Rooms::default());
-        let embedded = Embedded::open(storage, sync, data_dir, Arc::clone(&rooms))?;
+        let engine = match &config.cluster {
+            Some(cluster) => Engine::Cluster(Box::new(
+                Cluster::connect(&cluster.redis_url, &cluster.database_url).await?,
+            )),
+            None => Engine::Embedded(Embedded::open(
+                config.storage,
+                config.sqlite_sync,
+                &config.data_dir,
+                Arc::clone(&rooms),
+            )?),
+        };
         Ok(Hub {
             rooms,
-            engine: Engine::Embedded(embedded),
+            engine,
             accepting: tokio::sync::RwLock::new(true),
         })
     }
@@ -150,7 +174,7 @@ impl Hub {
             ),
         };
         let style = request.style;
-        let (room, entry) = self.rooms.enter(&room, &name, style)?;
+        let (room, entry, seat) = self.engine.enter(&self.rooms, &room, &name, style).await?;
         // From here on, dropping the membership (an error below, or the
         // caller giving up) takes the user out again.
         let mut membership = Membership {
@@ -158,6 +182,7 @@ impl Hub {
             room,
             name,
             style,
+            seat,
             events: entry.events,
             snapshot: snapshot_frames(entry.names, style),
             seen_through: 0,
@@ -189,9 +214,9 @@ impl Hub {
         loop {
             let page = self.engine.after(&room, after, RESUME_PAGE).await?;
             let full = page.len() == RESUME_PAGE;
-            for stored in page {
-                after = stored.id;
-                frames.push(encode(&ServerEvent::SendMessage(stored.into_message())));
+            for message in page {
+                after = message.id;
+                frames.push(encode(&ServerEvent::SendMessage(message)));
             }
             if frames.len() > RESUME_MAX {
                 return Ok(false);
@@ -236,12 +261,15 @@ impl Hub {
                 reply: reply.clone(),
             })
             .await
-            .map_err(|_| PublishError::Closed)
+            .map_err(|err| match err {
+                StoreError::Unavailable => PublishError::Paused,
+                _ => PublishError::Closed,
+            })
     }
 
     /// Tells the room that `name` is typing. Nothing is kept.
-    pub(crate) fn typing(&self, room: &Room, name: &Arc<str>) {
-        room.typing(name);
+    pub(crate) async fn typing(&self, room: &Room, name: &Arc<str>) {
+        self.engine.typing(room, name).await;
     }
 
     /// The page of messages before `before` in `room`, as a `history`
@@ -263,17 +291,28 @@ impl Hub {
         room: &Arc<str>,
         before: Option<u64>,
     ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
-        let mut stored = self.engine.before(room, before, HISTORY_PAGE + 1).await?;
-        let more = stored.len() > HISTORY_PAGE;
+        let mut messages = self.engine.before(room, before, HISTORY_PAGE + 1).await?;
+        let more = messages.len() > HISTORY_PAGE;
         if more {
-            stored.remove(0);
+            messages.remove(0);
         }
-        Ok((stored.into_iter().map(Stored::into_message).collect(), more))
+        Ok((messages, more))
     }
 
     /// Takes `name` out of `room` (a [`Membership`] being dropped).
-    fn leave(&self, room: &Arc<Room>, name: &Arc<str>, style: PresenceStyle) {
-        self.rooms.exit(room, name, style);
+    fn leave(
+        &self,
+        room: &Arc<Room>,
+        name: &Arc<str>,
+        style: PresenceStyle,
+        seat: Option<crate::server::cluster::Seat>,
+    ) {
+        self.engine.leave(&self.rooms, room, name, style, seat);
+    }
+
+    /// A dependency that is down, if any (`/healthz`).
+    pub(crate) fn degraded(&self) -> Option<&'static str> {
+        self.engine.degraded()
     }
 
     /// Sends every room's presence changes gathered since the last call.

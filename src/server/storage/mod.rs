@@ -8,6 +8,7 @@
 //! ([`Append`]), one read back ([`Stored`]), and what can go wrong.
 
 pub(crate) mod embedded;
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::{path::PathBuf, sync::Arc};
@@ -70,6 +71,11 @@ pub(crate) enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("PostgreSQL: {0}")]
+    Postgres(Box<dyn std::error::Error + Send + Sync>),
+    /// Cluster mode, Redis unreachable: nothing can be given an id.
+    #[error("Delivery is paused: the message service is unreachable")]
+    Unavailable,
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
     #[error("storage has stopped")]

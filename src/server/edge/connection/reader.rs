@@ -101,7 +101,7 @@ where
                 Ok(ClientEvent::Typing) => {
                     if last_typing.is_none_or(|at| at.elapsed() >= TYPING_EVERY) {
                         last_typing = Some(Instant::now());
-                        hub.typing(room, name);
+                        hub.typing(room, name).await;
                     }
                     None
                 }

@@ -1,0 +1,167 @@
+//! Every key, channel and script Banter uses in Redis, in one place.
+//!
+//! All keys start with `banter:`. Room names are already canonical (ASCII
+//! letters, digits, `-`, `_`), so they go into keys as they are.
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `banter:epoch` | string | set once the counters are seeded from PostgreSQL; missing = Redis came back empty |
+//! | `banter:room:R:seq` | string | room R's last message id (`INCR`) |
+//! | `banter:room:R:log` | stream | R's recent messages, entry id `ID-0`, field `f` = the frame; bounded |
+//! | `banter:room:R:users` | hash | R's users everywhere: name key → `SEAT\nNAME` |
+//! | `banter:room:R` | channel | R's live events for every process subscribed to it |
+//! | `banter:archive` | stream | every accepted message, until an archiver has put it in PostgreSQL |
+//! | `banter:cid:R:U:C` | string | the id given to user U's client id C in R: a resend is a no-op |
+//! | `banter:procs` | sorted set | process id → last heartbeat (ms) |
+//! | `banter:proc:P:seats` | set | `R\tKEY` of each user process P has in a room |
+//!
+//! Channel payloads start with one letter: `m` a message (`mID FRAME`),
+//! `j`/`l` a user joined/left (`jPROC\tNAME`), `t` typing (`tNAME`), `p` a
+//! probe (`pPROC\tN`, see `subscriber`).
+
+use redis::Script;
+
+pub(crate) const EPOCH: &str = "banter:epoch";
+pub(crate) const ARCHIVE: &str = "banter:archive";
+pub(crate) const ARCHIVERS: &str = "archivers";
+pub(crate) const PROCS: &str = "banter:procs";
+/// The probe channel every process subscribes to (see `subscriber`).
+pub(crate) const PROBE: &str = "banter:probe";
+
+/// Recent messages kept per room in Redis: joins and resumes read these;
+/// older ones come from PostgreSQL. Approximate trimming (`~`).
+pub(crate) const LOG_LEN: usize = 10_000;
+
+pub(crate) fn channel(room: &str) -> String {
+    format!("banter:room:{room}")
+}
+
+pub(crate) fn seq(room: &str) -> String {
+    format!("banter:room:{room}:seq")
+}
+
+pub(crate) fn log(room: &str) -> String {
+    format!("banter:room:{room}:log")
+}
+
+pub(crate) fn users(room: &str) -> String {
+    format!("banter:room:{room}:users")
+}
+
+pub(crate) fn seats(proc_id: &str) -> String {
+    format!("banter:proc:{proc_id}:seats")
+}
+
+pub(crate) fn client_id(room: &str, username: &str, client_id: &str) -> String {
+    format!("banter:cid:{room}:{username}:{client_id}")
+}
+
+/// The room a channel is for, if it is a room channel.
+pub(crate) fn room_of(channel: &str) -> Option<&str> {
+    channel.strip_prefix("banter:room:")
+}
+
+/// Accepting a message, in one atomic step: refuse a resend, take the next
+/// id, append it to the room's log and to the archive, and publish it.
+/// Returns `{1, id}`, `{0, id}` for a resend (the first copy's id), or
+/// `{-1, 0}` while the epoch is missing (the counters must be seeded first).
+/// A client id is remembered for a day.
+///
+/// KEYS: epoch, seq, log, archive, client-id key (or "" for none).
+/// ARGV: channel, frame head, frame tail, log length, room, username,
+/// message, client id, ts ms.
+pub(crate) fn publish() -> Script {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if KEYS[5] ~= '' then
+  local first = redis.call('GET', KEYS[5])
+  if first then return {0, tonumber(first)} end
+end
+local id = redis.call('INCR', KEYS[2])
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], id, 'EX', 86400) end
+local frame = ARGV[2] .. id .. ARGV[3]
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
+redis.call('XADD', KEYS[4], '*', 'r', ARGV[5], 'i', id, 'u', ARGV[6], 'm', ARGV[7],
+  'c', ARGV[8], 't', ARGV[9])
+redis.call('PUBLISH', ARGV[1], 'm' .. id .. ' ' .. frame)
+return {1, id}
+",
+    )
+}
+
+/// Taking a name in a room for one process, unless a live process holds
+/// it. A holder whose process has stopped heartbeating (not in `procs`)
+/// no longer counts: its seat is taken over. Returns 1, or 0 if taken.
+///
+/// KEYS: users, seats of this process, procs.
+/// ARGV: name key, seat (`PROC:N`), name, room, channel, proc.
+pub(crate) fn claim() -> Script {
+    Script::new(
+        r"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local owner = string.match(held, '^([^:]*)')
+  if redis.call('ZSCORE', KEYS[3], owner) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\n' .. ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4] .. '\t' .. ARGV[1])
+redis.call('PUBLISH', ARGV[5], 'j' .. ARGV[6] .. '\t' .. ARGV[3])
+return 1
+",
+    )
+}
+
+/// Giving a name back, if this seat still holds it (a later claim by
+/// the same process under a new seat is left alone).
+///
+/// KEYS: users, seats of this process. ARGV: name key, seat, room,
+/// channel, proc.
+pub(crate) fn release() -> Script {
+    Script::new(
+        r"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return 0 end
+local seat, name = string.match(held, '^([^\n]*)\n(.*)$')
+if seat ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[3] .. '\t' .. ARGV[1])
+redis.call('PUBLISH', ARGV[4], 'l' .. ARGV[5] .. '\t' .. name)
+return 1
+",
+    )
+}
+
+/// Every process that has not heartbeated since ARGV[1] (ms) — or the one
+/// named in ARGV[2], shutting down — loses its users: each leaves its
+/// room's list on every process, and its name is free again.
+///
+/// KEYS: procs. ARGV: cutoff ms, a process to remove now (or "").
+pub(crate) fn reap() -> Script {
+    Script::new(
+        r"
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if ARGV[2] ~= '' then table.insert(gone, ARGV[2]) end
+local left = 0
+for _, proc in ipairs(gone) do
+  local seats = 'banter:proc:' .. proc .. ':seats'
+  for _, seat in ipairs(redis.call('SMEMBERS', seats)) do
+    local room, key = string.match(seat, '^([^\t]*)\t(.*)$')
+    local users = 'banter:room:' .. room .. ':users'
+    local held = redis.call('HGET', users, key)
+    if held then
+      local owner, name = string.match(held, '^([^:]*):[^\n]*\n(.*)$')
+      if owner == proc then
+        redis.call('HDEL', users, key)
+        redis.call('PUBLISH', 'banter:room:' .. room, 'l' .. proc .. '\t' .. name)
+        left = left + 1
+      end
+    end
+  end
+  redis.call('DEL', seats)
+  redis.call('ZREM', KEYS[1], proc)
+end
+return left
+",
+    )
+}

@@ -1,0 +1,286 @@
+//! Cluster mode: several real `banter` processes sharing one chat through a
+//! private redis-server and a private PostgreSQL, over real sockets.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use serde_json::Value;
+
+use crate::{
+    services::{Postgres, Redis},
+    support::*,
+};
+
+/// The shared engines of one test, and the flags that point a process at
+/// them.
+struct Backends {
+    redis: Redis,
+    postgres: Postgres,
+}
+
+impl Backends {
+    fn start() -> Backends {
+        Backends {
+            redis: Redis::start(),
+            postgres: Postgres::start(),
+        }
+    }
+
+    async fn process(&self) -> Server {
+        self.process_with(&[]).await
+    }
+
+    async fn process_with(&self, extra: &[&str]) -> Server {
+        let redis = self.redis.url();
+        let postgres = self.postgres.url();
+        let mut args = vec!["--redis-url", &redis, "--database-url", &postgres];
+        args.extend_from_slice(UNTHROTTLED);
+        args.extend_from_slice(extra);
+        Server::start_with(&args).await
+    }
+}
+
+/// Every message event a socket receives until it has seen `count` of them
+/// (history pages included), as (id, text).
+async fn messages(socket: &mut Socket, count: usize) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        match next_frame(socket).await {
+            Frame::Event(event) if event["event"] == "send-message" => seen.push(entry(&event)),
+            Frame::Event(event) if event["event"] == "history" => {
+                for message in event["messages"].as_array().into_iter().flatten() {
+                    seen.push(entry(message));
+                }
+            }
+            Frame::Event(_) => {}
+            Frame::Closed(frame) => panic!("closed after {} messages: {frame:?}", seen.len()),
+        }
+    }
+    seen
+}
+
+fn entry(message: &Value) -> (u64, String) {
+    (
+        message["id"].as_u64().expect("id"),
+        message["message"].as_str().expect("text").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn users_on_two_processes_chat_as_on_one_server_with_one_id_order() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+
+    let mut alice = one.join("alice").await;
+    expect_users(&mut alice, &["alice"]).await;
+    let mut bob = two.join("bob").await;
+    // One user list, on both processes.
+    expect_users(&mut bob, &["alice", "bob"]).await;
+    expect_users(&mut alice, &["alice", "bob"]).await;
+
+    // Both talk at once; each sees every message, in one order.
+    for i in 0..50 {
+        say(&mut alice, &format!("a{i}")).await;
+        say(&mut bob, &format!("b{i}")).await;
+    }
+    let seen_by_alice = messages(&mut alice, 100).await;
+    let seen_by_bob = messages(&mut bob, 100).await;
+    assert_eq!(seen_by_alice, seen_by_bob, "one order on every screen");
+    let ids: Vec<u64> = seen_by_alice.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>(), "no gaps, no doubles");
+
+    // A joiner on either process gets the same latest page.
+    let mut carol = one.connect("username=carol&presence=delta").await;
+    let mut dave = two.connect("username=dave&presence=delta").await;
+    let page_one = expect_event(&mut carol, "history", |_| true).await;
+    let page_two = expect_event(&mut dave, "history", |_| true).await;
+    assert_eq!(page_one["messages"], page_two["messages"]);
+    assert_eq!(page_one["messages"].as_array().map(Vec::len), Some(50));
+    assert_eq!(page_one["messages"][49]["id"], 100);
+
+    // Typing crosses processes too.
+    send_json(&mut bob, r#"{"event":"typing"}"#).await;
+    expect_event(&mut alice, "typing", |e| e["username"] == "bob").await;
+
+    // The room list agrees on both.
+    for server in [&one, &two] {
+        let (status, body) = server.http_get("/api/rooms").await;
+        assert_eq!(status, 200);
+        assert!(body.contains(r#""name":"general","online":4"#), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_name_held_on_one_process_is_refused_on_the_other_until_it_is_free() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let mut alice = one.join("Alice").await;
+    expect_users(&mut alice, &["Alice"]).await;
+    let mut again = two.join("alice").await;
+    match next_frame(&mut again).await {
+        Frame::Closed(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert_eq!(reason, "Username alice is already taken");
+        }
+        other => panic!("expected 1008, got {other:?}"),
+    }
+    drop(alice);
+    let freed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut socket = two.join("alice").await;
+            match next_frame(&mut socket).await {
+                Frame::Event(event) if event["event"] == "update-users" => return socket,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(freed.is_ok(), "the name was never freed");
+}
+
+#[tokio::test]
+async fn a_killed_process_leaves_every_list_and_its_clients_resume_exactly_on_another() {
+    let backends = Backends::start();
+    let doomed = backends.process().await;
+    let survivor = backends.process().await;
+    let mut watcher = survivor.join("watcher").await;
+    expect_users(&mut watcher, &["watcher"]).await;
+    let mut victim = doomed.join("victim").await;
+    expect_users(&mut victim, &["victim", "watcher"]).await;
+    expect_users(&mut watcher, &["victim", "watcher"]).await;
+
+    for i in 0..20 {
+        say(&mut watcher, &format!("before {i}")).await;
+    }
+    let before = messages(&mut victim, 20).await;
+    let last_seen = before.last().map(|(id, _)| *id).expect("messages");
+    doomed.kill().await;
+    let killed_at = std::time::Instant::now();
+
+    // Meanwhile the chat goes on.
+    for i in 0..30 {
+        say(&mut watcher, &format!("after {i}")).await;
+    }
+    // The victim's name leaves the survivor's list within 15 s.
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        expect_users(&mut watcher, &["watcher"]),
+    )
+    .await
+    .expect("the dead process's user left the list within 15 s");
+    let left_after = killed_at.elapsed();
+    assert!(left_after < Duration::from_secs(15), "{left_after:?}");
+
+    // Reconnecting to the survivor with `since`: exactly what was missed.
+    let mut back = survivor
+        .connect(&format!("username=victim&since={last_seen}"))
+        .await;
+    let missed = messages(&mut back, 30).await;
+    let texts: Vec<String> = missed.iter().map(|(_, t)| t.clone()).collect();
+    let expected: Vec<String> = (0..30).map(|i| format!("after {i}")).collect();
+    assert_eq!(texts, expected);
+    let ids: Vec<u64> = missed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        ((last_seen + 1)..=(last_seen + 30)).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_resend_through_another_process_is_shown_once_and_everything_is_archived_once() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let mut reader = one.join("reader").await;
+    let mut writer = one.join("writer").await;
+    let with_id = r#"{"event":"send-message","message":"once","client_id":"c-42"}"#;
+    send_json(&mut writer, with_id).await;
+    let first = expect_event(&mut reader, "send-message", |_| true).await;
+    assert_eq!(first["client_id"], "c-42");
+    drop(writer);
+    // The same client id again, through the other process, after a drop.
+    let mut writer = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut socket = two.join("writer").await;
+            if let Frame::Event(event) = next_frame(&mut socket).await
+                && event["event"] == "update-users"
+            {
+                return socket;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("rejoined");
+    send_json(&mut writer, with_id).await;
+    say(&mut writer, "next").await;
+    let next = expect_event(&mut reader, "send-message", |_| true).await;
+    assert_eq!(next["message"], "next", "the resend was not shown again");
+
+    // Every message reaches PostgreSQL, once.
+    let archived = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let rows = backends
+                .postgres
+                .sql("SELECT id || ':' || body FROM messages WHERE room = 'general' ORDER BY id");
+            if rows.lines().count() >= 2 {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("archived");
+    assert_eq!(archived, "1:once\n2:next");
+}
+
+#[tokio::test]
+async fn history_beyond_redis_comes_from_postgresql_on_every_process() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let mut alice = one.join("alice").await;
+    for i in 1..=120 {
+        say(&mut alice, &format!("m{i}")).await;
+    }
+    let all = messages(&mut alice, 120).await;
+    assert_eq!(all.len(), 120);
+    // Wait for the archive, then drop what Redis keeps of the room's log:
+    // the history must come from PostgreSQL now.
+    tokio::time::timeout(PATIENCE, async {
+        while backends.postgres.sql("SELECT count(*) FROM messages") != "120" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("archived");
+    backends
+        .redis
+        .cli(&["XTRIM", "banter:room:general:log", "MAXLEN", "10"]);
+
+    let two = backends.process().await;
+    let mut bob = two.connect("username=bob&presence=delta").await;
+    let page = expect_event(&mut bob, "history", |_| true).await;
+    let ids: Vec<u64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, (71..=120).collect::<Vec<_>>());
+    assert_eq!(page["more"], true);
+    send_json(&mut bob, r#"{"event":"load-history","before":71}"#).await;
+    let older = expect_event(&mut bob, "history", |_| true).await;
+    let ids: BTreeSet<u64> = older["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, (21..=70).collect());
+    // Resuming from far back also reads PostgreSQL.
+    let mut carol = two.connect("username=carol&since=5").await;
+    let resumed = messages(&mut carol, 115).await;
+    let ids: Vec<u64> = resumed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (6..=120).collect::<Vec<_>>());
+}
