@@ -194,6 +194,8 @@ async fn a_resend_through_another_process_is_shown_once_and_everything_is_archiv
     let two = backends.process().await;
     let mut reader = one.join("reader").await;
     let mut writer = one.join("writer").await;
+    // Both in, so the message reaches the reader live, not in its page.
+    expect_users(&mut reader, &["reader", "writer"]).await;
     let with_id = r#"{"event":"send-message","message":"once","client_id":"c-42"}"#;
     send_json(&mut writer, with_id).await;
     let first = expect_event(&mut reader, "send-message", |_| true).await;
@@ -283,4 +285,189 @@ async fn history_beyond_redis_comes_from_postgresql_on_every_process() {
     let resumed = messages(&mut carol, 115).await;
     let ids: Vec<u64> = resumed.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, (6..=120).collect::<Vec<_>>());
+}
+
+/// Sends `count` messages with client ids `c0…`, one every `every`, and
+/// keeps reading: returns the client ids the server acknowledged (echoed)
+/// and how many it refused with an `error` event.
+async fn send_paced(
+    socket: &mut Socket,
+    which: &[usize],
+    every: Duration,
+) -> (BTreeSet<String>, usize) {
+    use futures::StreamExt;
+    let mut acked = BTreeSet::new();
+    let mut refused = 0;
+    let mut ticks = tokio::time::interval(every);
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sent < which.len() || acked.len() + refused < which.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sending took over a minute"
+        );
+        tokio::select! {
+            _ = ticks.tick(), if sent < which.len() => {
+                let next = which[sent];
+                let json = serde_json::json!({
+                    "event": "send-message", "message": format!("m{next}"), "client_id": format!("c{next}")
+                });
+                send_json(socket, &json.to_string()).await;
+                sent += 1;
+            }
+            frame = socket.next() => {
+                let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = frame else { continue };
+                let event: Value = serde_json::from_str(&text).expect("json");
+                match event["event"].as_str() {
+                    Some("send-message") => {
+                        if let Some(id) = event["client_id"].as_str() {
+                            acked.insert(id.to_string());
+                        }
+                    }
+                    Some("error") => {
+                        assert!(
+                            event["message"].as_str().is_some_and(|m| m.contains("paused")),
+                            "{event}"
+                        );
+                        refused += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    (acked, refused)
+}
+
+/// Reads until `socket` has seen every client id in `wanted`; returns the
+/// (id, client id) of every message seen, in order.
+async fn until_seen(socket: &mut Socket, wanted: &BTreeSet<String>) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    let mut have = BTreeSet::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !wanted.is_subset(&have) {
+            if let Frame::Event(event) = next_frame(socket).await
+                && event["event"] == "send-message"
+                && let Some(client_id) = event["client_id"].as_str()
+            {
+                have.insert(client_id.to_string());
+                seen.push((event["id"].as_u64().expect("id"), client_id.to_string()));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("saw {} of {}", have.len(), wanted.len()));
+    seen
+}
+
+#[tokio::test]
+async fn redis_killed_mid_flood_and_restarted_from_its_aof_loses_nothing_acknowledged() {
+    let mut backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let mut alice = one.join("alice").await;
+    let mut bob = two.join("bob").await;
+    expect_users(&mut bob, &["alice", "bob"]).await;
+
+    let sender = async {
+        let all: Vec<usize> = (0..400).collect();
+        let (acked, refused) = send_paced(&mut alice, &all, Duration::from_millis(5)).await;
+        (alice, acked, refused)
+    };
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        backends.redis.kill();
+        // Degraded while it is down, and says which dependency.
+        let degraded = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let (_, health) = two.http_get("/healthz").await;
+                if health.contains(r#""status":"degraded""#) && health.contains(r#""down":"redis""#)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(degraded.is_ok(), "healthz never said degraded");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        backends.redis.restart();
+    };
+    let ((mut alice, acked, refused), ()) = tokio::join!(sender, outage);
+    assert!(acked.len() + refused == 400, "{} + {refused}", acked.len());
+    assert!(
+        refused > 0,
+        "the outage refused nothing: it was not measured"
+    );
+
+    // Everything acknowledged before, during and after the outage reaches
+    // both screens once, in one order, with no gap.
+    let on_bob = until_seen(&mut bob, &acked).await;
+    let ids: Vec<u64> = on_bob.iter().map(|(id, _)| *id).collect();
+    let unique: BTreeSet<String> = on_bob.iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(unique.len(), on_bob.len(), "a message was shown twice");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids with a gap: {ids:?}"
+    );
+
+    // What was refused is sent again (as Banter's page does) and then
+    // reaches everyone too; what was acknowledged is not doubled.
+    let all: BTreeSet<String> = (0..400).map(|i| format!("c{i}")).collect();
+    let rest: BTreeSet<String> = all.difference(&unique).cloned().collect();
+    let resend: Vec<usize> = (0..400)
+        .filter(|i| rest.contains(&format!("c{i}")))
+        .collect();
+    let (again, refused_again) = send_paced(&mut alice, &resend, Duration::from_millis(2)).await;
+    assert_eq!(refused_again, 0);
+    assert_eq!(again, rest);
+    let more = until_seen(&mut bob, &rest).await;
+    let mut shown: Vec<String> = on_bob.iter().chain(&more).map(|(_, c)| c.clone()).collect();
+    shown.sort();
+    shown.dedup();
+    assert_eq!(
+        shown.len(),
+        on_bob.len() + more.len(),
+        "a resend was shown twice"
+    );
+    assert_eq!(shown.into_iter().collect::<BTreeSet<_>>(), all);
+
+    // And PostgreSQL has each of the 400 once.
+    let archived = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let count = backends.postgres.sql("SELECT count(*) FROM messages");
+            if count == "400" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        archived.is_ok(),
+        "PostgreSQL has {}",
+        backends.postgres.sql("SELECT count(*) FROM messages")
+    );
+    let distinct = backends
+        .postgres
+        .sql("SELECT count(DISTINCT client_id) FROM messages");
+    assert_eq!(distinct, "400");
+}
+
+#[tokio::test]
+async fn a_process_shut_down_gracefully_takes_its_users_out_of_every_list_at_once() {
+    let backends = Backends::start();
+    let leaving = backends.process().await;
+    let staying = backends.process().await;
+    let mut watcher = staying.join("watcher").await;
+    let _alice = leaving.join("alice").await;
+    expect_users(&mut watcher, &["alice", "watcher"]).await;
+    let started = std::time::Instant::now();
+    leaving.stop().await;
+    expect_users(&mut watcher, &["watcher"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
