@@ -206,6 +206,9 @@ pub async fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
+    if let Some(database_url) = &config.import_sqlite_into {
+        return import_sqlite(&config.data_dir, database_url).await;
+    }
     if let Err(err) = std::fs::create_dir_all(&config.data_dir) {
         error!(dir = %config.data_dir.display(), %err, "cannot create the data directory");
         return ExitCode::FAILURE;
@@ -263,6 +266,25 @@ pub async fn main() -> ExitCode {
         }
         Err(err) => {
             error!(%err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `banter --import-sqlite`: the embedded history into PostgreSQL.
+async fn import_sqlite(data_dir: &std::path::Path, database_url: &str) -> ExitCode {
+    match storage::import::import(data_dir, database_url).await {
+        Ok(done) => {
+            println!(
+                "imported {} messages into PostgreSQL ({} new, {} already there)",
+                done.read,
+                done.new,
+                done.read - done.new
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("banter: {err}");
             ExitCode::FAILURE
         }
     }

@@ -471,3 +471,72 @@ async fn a_process_shut_down_gracefully_takes_its_users_out_of_every_list_at_onc
         started.elapsed()
     );
 }
+
+/// `banter --import-sqlite` on `root`'s data, into `postgres`.
+fn import(root: &std::path::Path, postgres: &Postgres) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_banter"))
+        .arg("--config")
+        .arg(root.join("banter.toml"))
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .args(["--database-url", &postgres.url(), "--import-sqlite"])
+        .output()
+        .expect("run banter --import-sqlite");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn an_embedded_history_imported_twice_is_kept_once_and_cluster_ids_continue_above_it() {
+    let backends = Backends::start();
+    let root = tempfile::tempdir().expect("tempdir");
+    let embedded = Server::start_in(root.path(), UNTHROTTLED).await;
+    let mut alice = embedded.join("alice").await;
+    for i in 0..30 {
+        say(&mut alice, &format!("old {i}")).await;
+    }
+    let old = messages(&mut alice, 30).await;
+    let mut bob = embedded.connect("username=bob&room=ops").await;
+    for i in 0..10 {
+        say(&mut bob, &format!("ops {i}")).await;
+    }
+    messages(&mut bob, 10).await;
+    embedded.stop().await;
+
+    let (ok, said) = import(root.path(), &backends.postgres);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("imported 40 messages into PostgreSQL (40 new, 0 already there)"),
+        "{said}"
+    );
+    let (ok, said) = import(root.path(), &backends.postgres);
+    assert!(ok, "{said}");
+    assert!(said.contains("(0 new, 40 already there)"), "{said}");
+    assert_eq!(backends.postgres.sql("SELECT count(*) FROM messages"), "40");
+
+    // The cluster shows the old history with its ids, and goes on above it.
+    let one = backends.process().await;
+    let mut carol = one.connect("username=carol&presence=delta").await;
+    let page = expect_event(&mut carol, "history", |_| true).await;
+    let shown: Vec<(u64, String)> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(entry)
+        .collect();
+    assert_eq!(shown, old);
+    say(&mut carol, "new").await;
+    let new = expect_event(&mut carol, "send-message", |_| true).await;
+    let newest_old = old.last().map(|(id, _)| *id).expect("old messages");
+    assert_eq!(new["id"].as_u64(), Some(newest_old + 1));
+
+    // Without a database to import into, a clear error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_banter"))
+        .args(["--import-sqlite", "--config"])
+        .arg(root.path().join("banter.toml"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs database-url"));
+}

@@ -167,6 +167,13 @@ pub(super) struct Cli {
     )]
     pub(super) database_url: Option<String>,
 
+    /// Copy the embedded store's history (DATA-DIR/banter.sqlite3) into
+    /// `database-url`, keeping every id, then exit. Safe to run twice. Run
+    /// it before the first cluster start, which continues each room's ids
+    /// above the imported ones.
+    #[arg(long)]
+    pub(super) import_sqlite: bool,
+
     /// Most sockets open at once; beyond it a handshake gets 503.
     #[arg(
         long,

@@ -64,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     /// Set: cluster mode, through these.
     pub(crate) cluster: Option<ClusterSettings>,
+    /// Not serving: copy the SQLite history into this PostgreSQL, then exit.
+    pub(crate) import_sqlite_into: Option<String>,
 }
 
 /// Where a cluster keeps its shared state. No `Debug` of the URLs: they
@@ -143,6 +145,8 @@ pub(crate) enum ConfigError {
         "cluster mode needs both redis-url and database-url (or neither, for the embedded default)"
     )]
     Cluster,
+    #[error("--import-sqlite needs database-url: the PostgreSQL database to copy the history into")]
+    ImportWhere,
 }
 
 impl Config {
@@ -202,8 +206,10 @@ impl Config {
                     .to_string(),
             })?;
         let cli = Cli::from_arg_matches(&matches)?;
-        match (&cli.redis_url, &cli.database_url) {
-            (Some(_), None) | (None, Some(_)) => return Err(ConfigError::Cluster),
+        match (&cli.redis_url, &cli.database_url, cli.import_sqlite) {
+            (_, None, true) => return Err(ConfigError::ImportWhere),
+            (_, _, true) => {}
+            (Some(_), None, _) | (None, Some(_), _) => return Err(ConfigError::Cluster),
             _ => {}
         }
         Ok(cli.into())
@@ -241,6 +247,10 @@ impl From<Cli> for Config {
                 ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
             },
             trusted_proxies: cli.trusted_proxies,
+            import_sqlite_into: cli
+                .import_sqlite
+                .then(|| cli.database_url.clone())
+                .flatten(),
             cluster: match (cli.redis_url, cli.database_url) {
                 (Some(redis_url), Some(database_url)) => Some(ClusterSettings {
                     redis_url,

@@ -3,11 +3,14 @@
 //! - [`embedded`]: the embedded default's engine: one storage thread that
 //!   group-commits to SQLite and only then hands each message to its room.
 //! - [`sqlite`]: the SQLite file: schema migrations, inserts, queries.
+//! - [`postgres`]: cluster mode's durable history.
+//! - [`import`]: copying the SQLite history into PostgreSQL.
 //!
 //! This module holds what they share: a message on its way in
 //! ([`Append`]), one read back ([`Stored`]), and what can go wrong.
 
 pub(crate) mod embedded;
+pub(crate) mod import;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 

@@ -227,6 +227,31 @@ impl Reader {
         )
     }
 
+    /// Up to `limit` messages of every room with an id above `after`, in
+    /// id order, with their rooms: for copying the whole file elsewhere.
+    pub(crate) fn all_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Stored)>, StoreError> {
+        self.query(
+            &format!("SELECT room, {COLUMNS} FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            params![after.min(i64::MAX as u64) as i64, limit as i64],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    Stored {
+                        id: r.get::<_, i64>(1)? as u64,
+                        username: r.get(2)?,
+                        message: r.get(3)?,
+                        client_id: r.get(4)?,
+                        ts: r.get(5)?,
+                    },
+                ))
+            },
+        )
+    }
+
     /// Rooms by their latest message, newest first: `(room, last id, ts)`.
     pub(crate) fn rooms(&self, limit: usize) -> Result<Vec<(String, u64, i64)>, StoreError> {
         self.query(
