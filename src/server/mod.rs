@@ -24,6 +24,7 @@ pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod edge;
 pub(crate) mod hub;
+pub(crate) mod metrics;
 pub(crate) mod shutdown;
 pub(crate) mod site;
 pub(crate) mod storage;
@@ -142,6 +143,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route(WS_PATH, get(ws::start_web_socket))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route(room_list::PATH, get(room_list::rooms))
         .merge(bundle::pkg_router(&site_root))
         .merge(pages)
@@ -206,6 +208,7 @@ pub async fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
+    metrics::install();
     if let Some(database_url) = &config.import_sqlite_into {
         return import_sqlite(&config.data_dir, database_url).await;
     }

@@ -102,6 +102,11 @@ async fn users_on_two_processes_chat_as_on_one_server_with_one_id_order() {
     send_json(&mut bob, r#"{"event":"typing"}"#).await;
     expect_event(&mut alice, "typing", |e| e["username"] == "bob").await;
 
+    // Each process counts what went through Redis.
+    let (_, metrics) = one.http_get("/metrics").await;
+    assert!(metrics.contains("banter_redis_publish_seconds_count"), "{metrics}");
+    assert!(metrics.contains("banter_messages_accepted_total 50"), "{metrics}");
+
     // The room list agrees on both.
     for server in [&one, &two] {
         let (status, body) = server.http_get("/api/rooms").await;

@@ -78,3 +78,33 @@ async fn the_bundle_is_served_precompressed_with_cache_headers() {
     assert!(head.contains("cache-control:"), "{head}");
     assert_eq!(body, expected, "the precompressed file is sent as is");
 }
+
+#[tokio::test]
+async fn metrics_count_clients_messages_deliveries_and_refusals() {
+    let server = Server::start().await;
+    let mut alice = server.join("alice").await;
+    say(&mut alice, "hello").await;
+    expect_event(&mut alice, "send-message", |_| true).await;
+    let refused = server
+        .try_connect("username=mallory", &[("origin", "https://evil.example")])
+        .await;
+    assert!(refused.is_err());
+    let (status, response) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(response.contains("text/plain; version=0.0.4"), "{response}");
+    for line in [
+        "banter_connected_clients 1",
+        "banter_messages_accepted_total 1",
+        r#"banter_refusals_total{reason="origin"} 1"#,
+        "banter_storage_commit_seconds_count 1",
+    ] {
+        assert!(response.contains(line), "no {line:?} in\n{response}");
+    }
+    // The user list, the history page and the message itself at least.
+    let delivered = response
+        .lines()
+        .find_map(|l| l.strip_prefix("banter_frames_delivered_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("a delivered count");
+    assert!(delivered >= 3, "{delivered}");
+}

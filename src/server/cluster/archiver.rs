@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::keys;
-use crate::server::storage::postgres::{Postgres, Row};
+use crate::server::{
+    metrics,
+    storage::postgres::{Postgres, Row},
+};
 
 /// Entries per batch.
 const BATCH: usize = 512;
@@ -138,6 +141,8 @@ impl Archiver {
         if !reply.claimed.is_empty() {
             debug!(entries = reply.claimed.len(), "took over archive entries");
         }
+        let backlog: u64 = self.redis.xlen(keys::ARCHIVE).await?;
+        metrics::archive_backlog(backlog);
         self.archive(reply.claimed).await
     }
 

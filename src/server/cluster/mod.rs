@@ -46,6 +46,7 @@ use crate::{
             name_key::name_key,
             room::Room,
         },
+        metrics,
         storage::{Append, StoreError, Stored, format_ts, now_ms, postgres::Postgres},
     },
 };
@@ -235,6 +236,7 @@ impl Cluster {
             .unwrap_or_default();
         let mut redis = self.redis.clone();
         for _ in 0..2 {
+            let started = std::time::Instant::now();
             let (status, _id): (i64, u64) = self
                 .publish
                 .key(keys::EPOCH)
@@ -254,6 +256,10 @@ impl Cluster {
                 .invoke_async(&mut redis)
                 .await
                 .map_err(unavailable)?;
+            metrics::redis_publish(started.elapsed());
+            if status > 0 {
+                metrics::accepted();
+            }
             if status >= 0 {
                 return Ok(());
             }

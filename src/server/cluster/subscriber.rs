@@ -36,7 +36,10 @@ use tracing::{debug, info, warn};
 use super::{ClusterError, keys};
 use crate::{
     protocol::ServerEvent,
-    server::chat::{frame::Frame, room::Room},
+    server::{
+        chat::{frame::Frame, room::Room},
+        metrics,
+    },
 };
 
 /// How often the subscription is checked end to end.
@@ -151,9 +154,10 @@ impl Subscriber {
                     let channel = message.get_channel_name().to_string();
                     let payload: String = message.get_payload()?;
                     if channel == keys::PROBE {
-                        if let Some((sent, _)) = probe_sent
+                        if let Some((sent, at)) = probe_sent
                             && payload == format!("p{}\t{sent}", self.proc_id)
                         {
+                            metrics::probe(at.elapsed());
                             probe_sent = None;
                         }
                         continue;

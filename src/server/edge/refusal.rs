@@ -35,6 +35,19 @@ impl Refusal {
         )
     }
 
+    /// A short name for counting (`/metrics`).
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Refusal::ForeignOrigin(_) => "origin",
+            Refusal::MissingToken => "no-token",
+            Refusal::WrongToken => "wrong-token",
+            Refusal::HandshakeRate { .. } => "handshake-rate",
+            Refusal::CoolingDown { .. } => "cooling-down",
+            Refusal::TooManyFromAddress => "per-address",
+            Refusal::ServerFull => "full",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Refusal::ForeignOrigin(_) | Refusal::WrongToken => StatusCode::FORBIDDEN,

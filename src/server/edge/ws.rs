@@ -31,6 +31,7 @@ use crate::{
         chat::frame::PresenceStyle,
         config::SocketSettings,
         hub::{Hub, JoinRequest},
+        metrics,
     },
 };
 
@@ -107,6 +108,7 @@ pub(crate) async fn start_web_socket(
     let ticket = match admitted {
         Ok(ticket) => ticket,
         Err(refusal) => {
+            metrics::refused(refusal.label());
             // The reason, never the token; going-too-fast refusals come in
             // floods, so they are kept out of the default log.
             if refusal.is_rate() {

@@ -1,11 +1,14 @@
-//! `GET /healthz`: liveness for load balancers and humans.
+//! `GET /healthz`: liveness for load balancers and humans; `GET /metrics`:
+//! the counters of [`metrics`], for Prometheus.
 
 use axum::{Json, extract::State};
 use serde::Serialize;
 
 use std::sync::Arc;
 
-use crate::server::hub::Hub;
+use axum::{http::header, response::IntoResponse};
+
+use crate::server::{hub::Hub, metrics};
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Health {
@@ -29,4 +32,12 @@ pub(crate) async fn healthz(State(hub): State<Arc<Hub>>) -> Json<Health> {
         down: hub.degraded(),
         clients: hub.len(),
     })
+}
+
+/// Prometheus text format, version 0.0.4.
+pub(crate) async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(hub.len()),
+    )
 }

@@ -41,6 +41,7 @@ use crate::{
             rooms::Rooms,
         },
         config::{SqliteSync, StorageKind},
+        metrics,
     },
 };
 
@@ -214,6 +215,7 @@ fn run(mut writer: Writer, mut commands: mpsc::Receiver<Command>, rooms: Arc<Roo
 /// sender that its message was not sent.
 fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
     let ts = now_ms();
+    let started = std::time::Instant::now();
     let ids = match writer {
         Writer::Sqlite(sqlite) => sqlite.append(batch, ts),
         Writer::Off { next_id } => Ok(batch
@@ -224,6 +226,7 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
             })
             .collect()),
     };
+    metrics::commit(started.elapsed());
     match ids {
         Ok(ids) => {
             let ts = format_ts(ts);
@@ -231,6 +234,7 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
                 // `None`: a resend of a message stored earlier. Its first
                 // copy was delivered then; the sender gets it on resuming.
                 let Some(id) = id else { continue };
+                metrics::accepted();
                 rooms.deliver(
                     &append.room,
                     ChatMessage {

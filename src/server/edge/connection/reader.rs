@@ -22,6 +22,7 @@ use crate::{
         config::SocketSettings,
         edge::flood::{FloodGate, Verdict},
         hub::Hub,
+        metrics,
     },
 };
 
@@ -62,6 +63,7 @@ where
             match flood.check() {
                 Verdict::Accept => {}
                 Verdict::SlowDown => {
+                    metrics::refused("slow-down");
                     let slow_down = encode_error(format!(
                         "Slow down: the limit is {} per second",
                         settings.message_rate
@@ -72,6 +74,7 @@ where
                     continue;
                 }
                 Verdict::Close => {
+                    metrics::refused("flooding");
                     let (code, reason) = (close_code::POLICY, "Sending too fast: slow down");
                     debug!(user = %name, "closing a flooding client");
                     let _ = replies.send(Reply::Close { code, reason }).await;
@@ -126,6 +129,11 @@ where
                     return Disconnect::ConnectionLost(err.to_string());
                 };
                 debug!(user = %name, %err, code, "closing on bad input");
+                metrics::refused(if code == close_code::TOO_BIG {
+                    "too-big"
+                } else {
+                    "not-utf8"
+                });
                 let _ = replies.send(Reply::Close { code, reason }).await;
                 return Disconnect::BadInput { code, reason };
             }

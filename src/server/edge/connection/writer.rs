@@ -15,6 +15,7 @@ use crate::{
         chat::frame::{Frame, Reply},
         config::SocketSettings,
         hub::Membership,
+        metrics,
     },
 };
 
@@ -57,11 +58,14 @@ where
     // The snapshot can be large (a resume sends up to 10,000 messages): a
     // client that does not read it is as stalled as one that stops later.
     let snapshot = std::mem::take(&mut membership.snapshot);
+    let frames = snapshot.len() as u64;
     let written = timed_write(settings.stall_timeout, async {
         for frame in snapshot {
             sink.feed(Message::Text(frame)).await?;
         }
-        sink.flush().await.map(|()| None)
+        sink.flush().await?;
+        metrics::delivered(frames);
+        Ok(None)
     })
     .await;
     if let Err(why) = written {
@@ -180,6 +184,7 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     sink.feed(Message::Text(first)).await?;
+    let mut frames = 1;
     for _ in 1..WRITE_BATCH {
         let frame = match membership.events.try_recv() {
             Ok(event) => match membership.wanted(event) {
@@ -190,8 +195,10 @@ where
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         };
         sink.feed(Message::Text(frame)).await?;
+        frames += 1;
     }
     sink.flush().await?;
+    metrics::delivered(frames);
     Ok(None)
 }
 
