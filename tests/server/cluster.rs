@@ -104,8 +104,14 @@ async fn users_on_two_processes_chat_as_on_one_server_with_one_id_order() {
 
     // Each process counts what went through Redis.
     let (_, metrics) = one.http_get("/metrics").await;
-    assert!(metrics.contains("banter_redis_publish_seconds_count"), "{metrics}");
-    assert!(metrics.contains("banter_messages_accepted_total 50"), "{metrics}");
+    assert!(
+        metrics.contains("banter_redis_publish_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("banter_messages_accepted_total 50"),
+        "{metrics}"
+    );
 
     // The room list agrees on both.
     for server in [&one, &two] {
@@ -544,4 +550,52 @@ async fn an_embedded_history_imported_twice_is_kept_once_and_cluster_ids_continu
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs database-url"));
+}
+
+#[tokio::test]
+async fn with_redis_gone_for_good_sockets_stay_open_and_shutdown_still_ends_in_time() {
+    let mut backends = Backends::start();
+    let one = backends.process().await;
+    let mut alice = one.join("alice").await;
+    expect_users(&mut alice, &["alice"]).await;
+    backends.redis.kill();
+    // The socket stays; a message is refused with the reason, not dropped.
+    say(&mut alice, "anyone?").await;
+    let refused = expect_event(&mut alice, "error", |_| true).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Delivery is paused")),
+        "{refused}"
+    );
+    // A new joiner is told to try again later rather than left hanging.
+    let mut late = one.join("late").await;
+    match next_frame(&mut late).await {
+        Frame::Closed(Some((code, _))) => assert_eq!(code, 1013),
+        other => panic!("expected 1013, got {other:?}"),
+    }
+    let started = std::time::Instant::now();
+    let mut child = one.child;
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the process exits")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    loop {
+        match next_frame(&mut alice).await {
+            Frame::Event(_) => continue,
+            Frame::Closed(Some((code, _))) => break assert_eq!(code, 1001),
+            other => panic!("expected 1001, got {other:?}"),
+        }
+    }
 }

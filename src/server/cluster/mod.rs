@@ -55,6 +55,8 @@ use crate::{
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// A process silent this long is taken for dead, and its users removed.
 const HEARTBEAT_EXPIRY: Duration = Duration::from_secs(10);
+/// The longest each step of a shutdown may take.
+const CLOSE_STEP: Duration = Duration::from_secs(1);
 /// The longest one Redis command may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -106,7 +108,10 @@ impl Cluster {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(Duration::from_secs(1))
+            // A command while Redis is down fails within seconds (and the
+            // next one tries again), so a sender hears "paused" promptly.
+            .set_number_of_retries(2);
         let mut redis = ConnectionManager::new_with_config(client.clone(), config).await?;
         let postgres = Arc::new(Postgres::open(database_url).await?);
         let proc_id: Arc<str> = Arc::from(format!("{:016x}", rand_u64()));
@@ -434,20 +439,32 @@ impl Cluster {
 
     /// Graceful shutdown: this process's users leave every list at once,
     /// what is waiting in the archive is written, and the tasks stop.
+    ///
+    /// Each step has a deadline of its own ([`CLOSE_STEP`]), so a Redis or
+    /// PostgreSQL that is gone cannot eat the whole shutdown: the sockets'
+    /// goodbyes come after this.
     pub(crate) async fn close(&self) {
-        let removed: redis::RedisResult<u64> = self
-            .reap
-            .key(keys::PROCS)
-            .arg(0)
-            .arg(&*self.proc_id)
-            .invoke_async(&mut self.redis.clone())
-            .await;
-        if let Err(err) = removed {
-            warn!(%err, "cannot remove this process's users from Redis; they expire in 10 s");
+        let mut redis = self.redis.clone();
+        let removed = tokio::time::timeout(
+            CLOSE_STEP,
+            self.reap
+                .key(keys::PROCS)
+                .arg(0)
+                .arg(&*self.proc_id)
+                .invoke_async::<u64>(&mut redis),
+        )
+        .await;
+        if !matches!(removed, Ok(Ok(_))) {
+            warn!("cannot remove this process's users from Redis; they expire within 12 s");
         }
         self.stop.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
+        if tokio::time::timeout(CLOSE_STEP, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("the cluster's tasks did not finish in time");
+        }
     }
 }
 
