@@ -599,3 +599,34 @@ async fn with_redis_gone_for_good_sockets_stay_open_and_shutdown_still_ends_in_t
         }
     }
 }
+
+#[tokio::test]
+async fn a_page_on_a_killed_process_takes_its_name_back_on_another_at_once() {
+    let backends = Backends::start();
+    let doomed = backends.process().await;
+    let survivor = backends.process().await;
+    let mut watcher = survivor.join("watcher").await;
+    let mut victim = doomed.join("victim").await;
+    expect_users(&mut victim, &["victim", "watcher"]).await;
+    say(&mut watcher, "seen").await;
+    let seen = messages(&mut victim, 1).await;
+    doomed.kill().await;
+    say(&mut watcher, "missed").await;
+    // Straight away, not after the 10 s heartbeat expiry: the dead
+    // process's probe channel is empty, so its claim no longer counts.
+    let started = std::time::Instant::now();
+    let mut back = survivor
+        .connect(&format!("username=victim&since={}", seen[0].0))
+        .await;
+    let missed = messages(&mut back, 1).await;
+    assert_eq!(missed[0].1, "missed");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // And it stays in the list once the dead process is reaped.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let (_, rooms) = survivor.http_get("/api/rooms").await;
+    assert!(rooms.contains(r#""name":"general","online":2"#), "{rooms}");
+}

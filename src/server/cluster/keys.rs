@@ -16,8 +16,9 @@
 //! | `banter:proc:P:seats` | set | `R\tKEY` of each user process P has in a room |
 //!
 //! Channel payloads start with one letter: `m` a message (`mID FRAME`),
-//! `j`/`l` a user joined/left (`jPROC\tNAME`), `t` typing (`tNAME`), `p` a
-//! probe (`pPROC\tN`, see `subscriber`).
+//! `j`/`l` a user joined/left (`jPROC\tNAME`), `t` typing (`tNAME`). Each
+//! process also has a channel of its own, `banter:probe:PROC`, for its
+//! probes (`pPROC\tN`, see `subscriber`).
 
 use redis::Script;
 
@@ -25,12 +26,16 @@ pub(crate) const EPOCH: &str = "banter:epoch";
 pub(crate) const ARCHIVE: &str = "banter:archive";
 pub(crate) const ARCHIVERS: &str = "archivers";
 pub(crate) const PROCS: &str = "banter:procs";
-/// The probe channel every process subscribes to (see `subscriber`).
-pub(crate) const PROBE: &str = "banter:probe";
 
 /// Recent messages kept per room in Redis: joins and resumes read these;
 /// older ones come from PostgreSQL. Approximate trimming (`~`).
 pub(crate) const LOG_LEN: usize = 10_000;
+
+/// The channel only process `proc_id` subscribes to: its probes go round
+/// it, and while it has a subscriber there the process is alive.
+pub(crate) fn probe(proc_id: &str) -> String {
+    format!("banter:probe:{proc_id}")
+}
 
 pub(crate) fn channel(room: &str) -> String {
     format!("banter:room:{room}")
@@ -91,8 +96,12 @@ return {1, id}
 }
 
 /// Taking a name in a room for one process, unless a live process holds
-/// it. A holder whose process has stopped heartbeating (not in `procs`)
-/// no longer counts: its seat is taken over. Returns 1, or 0 if taken.
+/// it. A holder whose process is gone no longer counts, and its seat is
+/// taken over: one that stopped heartbeating (not in `procs`), or one with
+/// nobody on its probe channel — a process that was killed drops its
+/// connections at once, so a page that was on it can take its name back on
+/// another process straight away instead of being refused for seconds.
+/// Returns 1, or 0 if taken.
 ///
 /// KEYS: users, seats of this process, procs.
 /// ARGV: name key, seat (`PROC:N`), name, room, channel, proc.
@@ -102,7 +111,10 @@ pub(crate) fn claim() -> Script {
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held then
   local owner = string.match(held, '^([^:]*)')
-  if redis.call('ZSCORE', KEYS[3], owner) then return 0 end
+  if redis.call('ZSCORE', KEYS[3], owner) then
+    local listening = redis.call('PUBSUB', 'NUMSUB', 'banter:probe:' .. owner)
+    if listening[2] > 0 then return 0 end
+  end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\n' .. ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4] .. '\t' .. ARGV[1])

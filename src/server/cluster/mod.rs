@@ -163,6 +163,17 @@ impl Cluster {
             tasks,
         };
         cluster.tasks.spawn(cluster.heartbeat(cluster_seed));
+        // Serve once the subscription is up: until then this process's
+        // probe channel is empty, and its users' names would look free.
+        let up = tokio::time::timeout(Duration::from_secs(5), async {
+            while !cluster.healthy() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        if up.is_err() {
+            warn!("the Redis subscription is not up yet; serving anyway");
+        }
         info!(proc = %cluster.proc_id, "cluster mode: Redis and PostgreSQL connected");
         Ok(cluster)
     }

@@ -110,7 +110,8 @@ impl Subscriber {
     /// closed (the hub is gone).
     async fn serve(&mut self, rooms: &mut HashMap<String, Subscribed>) -> Result<(), ClusterError> {
         let (mut sink, mut stream) = self.client.get_async_pubsub().await?.split();
-        sink.subscribe(keys::PROBE).await?;
+        let probe = keys::probe(&self.proc_id);
+        sink.subscribe(&probe).await?;
         // Everything subscribed before the connection was lost, again, and
         // whatever was missed meanwhile read from the logs.
         for (name, subscribed) in rooms.iter_mut() {
@@ -153,7 +154,7 @@ impl Subscriber {
                     };
                     let channel = message.get_channel_name().to_string();
                     let payload: String = message.get_payload()?;
-                    if channel == keys::PROBE {
+                    if channel == probe {
                         if let Some((sent, at)) = probe_sent
                             && payload == format!("p{}\t{sent}", self.proc_id)
                         {
@@ -175,7 +176,7 @@ impl Subscriber {
                     if probe_sent.is_none() {
                         probe_seq += 1;
                         let payload = format!("p{}\t{probe_seq}", self.proc_id);
-                        let _: () = self.redis.publish(keys::PROBE, payload).await?;
+                        let _: () = self.redis.publish(&probe, payload).await?;
                         probe_sent = Some((probe_seq, tokio::time::Instant::now()));
                     }
                 }
