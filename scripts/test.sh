@@ -12,9 +12,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 
 # --- what only the tests need ---------------------------------------------------
-# Chromium for Playwright; Redis and PostgreSQL for the cluster tests, which
-# start private instances of their own (nothing relies on a running one).
-apt_install chromium redis-server postgresql
+# Chromium for Playwright; Redis, PostgreSQL and nginx for the cluster tests,
+# which start private instances of their own on free loopback ports (nothing
+# relies on one that happens to be running).
+apt_install chromium redis-server postgresql nginx
 if [ ! -x /usr/bin/chromium ]; then die "chromium is not at /usr/bin/chromium"; fi
 command -v npm >/dev/null || apt_install nodejs npm
 LOCK_SUM=$(sha256sum end2end/package-lock.json | cut -d' ' -f1)

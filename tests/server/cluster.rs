@@ -182,6 +182,7 @@ async fn a_killed_process_leaves_every_list_and_its_clients_resume_exactly_on_an
     .expect("the dead process's user left the list within 15 s");
     let left_after = killed_at.elapsed();
     assert!(left_after < Duration::from_secs(15), "{left_after:?}");
+    eprintln!("measured: the killed process's user left the list {left_after:?} after the kill");
 
     // Reconnecting to the survivor with `since`: exactly what was missed.
     let mut back = survivor
@@ -298,9 +299,10 @@ async fn history_beyond_redis_comes_from_postgresql_on_every_process() {
     assert_eq!(ids, (6..=120).collect::<Vec<_>>());
 }
 
-/// Sends `count` messages with client ids `c0…`, one every `every`, and
+/// Sends the messages `which` (client ids `cN`), one every `every`, and
 /// keeps reading: returns the client ids the server acknowledged (echoed)
-/// and how many it refused with an `error` event.
+/// and how many it refused with an `error` event. Prints how long the
+/// refusals lasted, when there were any.
 async fn send_paced(
     socket: &mut Socket,
     which: &[usize],
@@ -311,6 +313,7 @@ async fn send_paced(
     let mut refused = 0;
     let mut ticks = tokio::time::interval(every);
     let mut sent = 0;
+    let mut refusing: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sent < which.len() || acked.len() + refused < which.len() {
         assert!(
@@ -336,6 +339,8 @@ async fn send_paced(
                         }
                     }
                     Some("error") => {
+                        let now = tokio::time::Instant::now();
+                        refusing = Some((refusing.map_or(now, |(first, _)| first), now));
                         assert!(
                             event["message"].as_str().is_some_and(|m| m.contains("paused")),
                             "{event}"
@@ -346,6 +351,13 @@ async fn send_paced(
                 }
             }
         }
+    }
+    if let Some((first, last)) = refusing {
+        eprintln!(
+            "measured: delivery paused for {:?} ({refused} messages refused, {} accepted)",
+            last - first,
+            acked.len()
+        );
     }
     (acked, refused)
 }

@@ -20,10 +20,21 @@
 //!   every process while one holds it; joins and leaves travel the room's
 //!   channel. Each process heartbeats; the users of one that stops are
 //!   removed by whichever process notices first ([`keys::reap`]).
+//!
+//! The modules: [`keys`] (every key, channel and script), [`template`]
+//! (the frame around its id), [`subscriber`] (the pub/sub connection),
+//! [`archiver`] (the archive stream into PostgreSQL), [`history`] (pages
+//! and resumes), [`presence`] (names and heartbeats), [`seeder`] (where
+//! ids continue when Redis has no counters). This file holds the engine
+//! itself: connecting, accepting a message, subscribing, shutting down.
 
 mod archiver;
+mod history;
 mod keys;
+mod presence;
+mod seeder;
 mod subscriber;
+mod template;
 
 use std::{
     sync::{
@@ -33,22 +44,19 @@ use std::{
     time::Duration,
 };
 
-use redis::{AsyncCommands, aio::ConnectionManager, streams::StreamRangeReply};
+use redis::{AsyncCommands, aio::ConnectionManager};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use crate::{
-    protocol::{ChatMessage, ServerEvent},
-    server::{
-        chat::{
-            frame::{Frame, encode},
-            name_key::name_key,
-            room::Room,
-        },
-        metrics,
-        storage::{Append, StoreError, Stored, format_ts, now_ms, postgres::Postgres},
-    },
+pub(crate) use presence::Seat;
+use seeder::Seeder;
+use template::message_template;
+
+use crate::server::{
+    chat::room::Room,
+    metrics,
+    storage::{Append, StoreError, format_ts, now_ms, postgres::Postgres},
 };
 
 /// How often each process says it is alive.
@@ -69,15 +77,6 @@ pub(crate) enum ClusterError {
     Store(#[from] StoreError),
     #[error("Redis subscription lost: {0}")]
     Lost(String),
-}
-
-/// A user's claim on a name in a room, as held in Redis.
-#[derive(Debug, Clone)]
-pub(crate) struct Seat {
-    key: String,
-    /// `PROC:N`: which process, and which of its claims, so a late release
-    /// cannot free a later claim of the same name.
-    id: String,
 }
 
 /// The cluster engine of one process. See the module docs.
@@ -183,56 +182,6 @@ impl Cluster {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Heartbeats, and removes the users of processes that stopped.
-    fn heartbeat(&self, seeder: Seeder) -> impl Future<Output = ()> + Send + 'static {
-        let mut redis = self.redis.clone();
-        let proc_id = Arc::clone(&self.proc_id);
-        let reap = self.reap.clone();
-        let stop = self.stop.clone();
-        async move {
-            let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
-            let mut failing = false;
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                let now = now_ms();
-                let beat: redis::RedisResult<()> = async {
-                    let _: () = redis.zadd(keys::PROCS, &*proc_id, now).await?;
-                    let cutoff = now - HEARTBEAT_EXPIRY.as_millis() as i64;
-                    let left: u64 = reap
-                        .key(keys::PROCS)
-                        .arg(cutoff)
-                        .arg("")
-                        .invoke_async(&mut redis)
-                        .await?;
-                    if left > 0 {
-                        info!(users = left, "removed the users of a stopped process");
-                    }
-                    Ok(())
-                }
-                .await;
-                let beat = match beat {
-                    Ok(()) => seeder.seed_if_empty().await.map_err(|e| e.to_string()),
-                    Err(err) => Err(err.to_string()),
-                };
-                match beat {
-                    Ok(()) if failing => {
-                        failing = false;
-                        info!("Redis heartbeat back");
-                    }
-                    Ok(()) => {}
-                    Err(err) if !failing => {
-                        failing = true;
-                        warn!(%err, "Redis heartbeat failed");
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-    }
-
     /// Gives the message its id and publishes it. `Ok` means accepted:
     /// in Redis (and, with AOF `always`, on its disk), in the archive, and
     /// on its way to every process.
@@ -294,58 +243,6 @@ impl Cluster {
         Err(StoreError::Unavailable)
     }
 
-    /// Claims `name` in `room` for this process. `Ok(None)`: someone on
-    /// some process holds it.
-    pub(crate) async fn claim(&self, room: &str, name: &str) -> Result<Option<Seat>, StoreError> {
-        let n = self.seats.fetch_add(1, Ordering::Relaxed);
-        let seat = Seat {
-            key: name_key(name),
-            id: format!("{}:{n}", self.proc_id),
-        };
-        let claimed: i64 = self
-            .claim
-            .key(keys::users(room))
-            .key(keys::seats(&self.proc_id))
-            .key(keys::PROCS)
-            .arg(&seat.key)
-            .arg(&seat.id)
-            .arg(name)
-            .arg(room)
-            .arg(keys::channel(room))
-            .arg(&*self.proc_id)
-            .invoke_async(&mut self.redis.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok((claimed == 1).then_some(seat))
-    }
-
-    /// Gives a claimed name back (in the background: a leaving user waits
-    /// for nothing).
-    pub(crate) fn release(&self, room: &str, seat: Seat) {
-        let mut redis = self.redis.clone();
-        let release = self.release.clone();
-        let room = room.to_string();
-        let proc_id = Arc::clone(&self.proc_id);
-        self.tasks.spawn(async move {
-            let released: redis::RedisResult<i64> = release
-                .key(keys::users(&room))
-                .key(keys::seats(&proc_id))
-                .arg(&seat.key)
-                .arg(&seat.id)
-                .arg(&room)
-                .arg(keys::channel(&room))
-                .arg(&*proc_id)
-                .invoke_async(&mut redis)
-                .await;
-            if let Err(err) = released {
-                // The heartbeat's reaper frees it if this process dies;
-                // otherwise the next claim of this name by this process
-                // replaces it.
-                warn!(%err, room, "cannot release a name in Redis");
-            }
-        });
-    }
-
     /// Starts delivering `room`'s events here; its users elsewhere are in
     /// its list when this returns.
     pub(crate) async fn subscribe(&self, room: &Arc<Room>) -> Result<(), StoreError> {
@@ -381,73 +278,6 @@ impl Cluster {
         }
     }
 
-    /// The newest `limit` messages of `room` before `before`, oldest first:
-    /// from the room's log, and from PostgreSQL past its start.
-    pub(crate) async fn before(
-        &self,
-        room: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let end = before.map_or_else(|| "+".to_string(), |b| format!("({b}-0"));
-        let page: StreamRangeReply = self
-            .redis
-            .clone()
-            .xrevrange_count(keys::log(room), end, "-", limit)
-            .await
-            .map_err(unavailable)?;
-        let mut messages: Vec<ChatMessage> = page.ids.iter().rev().filter_map(logged).collect();
-        let oldest = messages.first().map(|m| m.id).or(before);
-        if messages.len() < limit && oldest.is_none_or(|id| id > 1) {
-            let older = self
-                .postgres
-                .before(room, oldest, limit - messages.len())
-                .await?;
-            let mut all: Vec<ChatMessage> = older.into_iter().map(Stored::into_message).collect();
-            all.append(&mut messages);
-            messages = all;
-        }
-        Ok(messages)
-    }
-
-    /// The oldest `limit` messages of `room` after `since`, oldest first.
-    pub(crate) async fn after(
-        &self,
-        room: &str,
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let page: StreamRangeReply = self
-            .redis
-            .clone()
-            .xrange_count(keys::log(room), format!("({since}-0"), "+", limit)
-            .await
-            .map_err(unavailable)?;
-        let logged: Vec<ChatMessage> = page.ids.iter().filter_map(logged).collect();
-        // The log starts after `since`: what lies between is older than
-        // the log keeps, and is read from PostgreSQL.
-        if logged.first().is_none_or(|m| m.id > since + 1) {
-            let stored = self.postgres.after(room, since, limit).await?;
-            if !stored.is_empty() {
-                let mut messages: Vec<ChatMessage> =
-                    stored.into_iter().map(Stored::into_message).collect();
-                let newest = messages.last().map_or(since, |m| m.id);
-                messages.extend(logged.into_iter().filter(|m| m.id > newest));
-                messages.truncate(limit);
-                return Ok(messages);
-            }
-        }
-        Ok(logged)
-    }
-
-    /// Rooms by latest message, newest first: `(room, last id, ts ms)`.
-    pub(crate) async fn recent_rooms(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(String, u64, i64)>, StoreError> {
-        self.postgres.rooms(limit).await
-    }
-
     /// Graceful shutdown: this process's users leave every list at once,
     /// what is waiting in the archive is written, and the tasks stop.
     ///
@@ -479,84 +309,9 @@ impl Cluster {
     }
 }
 
-/// Seeds Redis's counters from PostgreSQL when Redis has none (first
-/// start, or a Redis that came back empty), so ids always continue above
-/// every stored one.
-struct Seeder {
-    redis: ConnectionManager,
-    postgres: Arc<Postgres>,
-}
-
-impl Seeder {
-    async fn seed_if_empty(&self) -> Result<(), ClusterError> {
-        let mut redis = self.redis.clone();
-        let present: bool = redis.exists(keys::EPOCH).await?;
-        if present {
-            return Ok(());
-        }
-        let highest = self.postgres.highest_ids().await?;
-        let mut pipe = redis::pipe();
-        for (room, id) in &highest {
-            // NX: never move a live counter back.
-            pipe.set_nx(keys::seq(room), id).ignore();
-        }
-        pipe.set_nx(keys::EPOCH, now_ms()).ignore();
-        let _: () = pipe.query_async(&mut redis).await?;
-        archiver::Archiver::ensure_group(&mut redis).await?;
-        if !highest.is_empty() {
-            warn!(
-                rooms = highest.len(),
-                "Redis had no message counters: continuing each room's ids above PostgreSQL's"
-            );
-        }
-        Ok(())
-    }
-}
-
 fn unavailable(err: redis::RedisError) -> StoreError {
     tracing::debug!(%err, "Redis command failed");
     StoreError::Unavailable
-}
-
-/// A message from a room's log stream.
-fn logged(entry: &redis::streams::StreamId) -> Option<ChatMessage> {
-    let frame: String = entry.get("f")?;
-    match ServerEvent::from_json(&frame) {
-        Ok(ServerEvent::SendMessage(message)) => Some(message),
-        _ => None,
-    }
-}
-
-/// The `send-message` frame around its id: everything before the id and
-/// everything after, so the publish script can put the id it assigns in
-/// between without anyone serialising the message again.
-fn message_template(
-    username: &str,
-    message: &str,
-    ts: &str,
-    client_id: &Option<String>,
-) -> (String, String) {
-    let frame: Frame = encode(&ServerEvent::SendMessage(ChatMessage {
-        username: username.to_string(),
-        message: message.to_string(),
-        id: 0,
-        ts: ts.to_string(),
-        client_id: client_id.clone(),
-    }));
-    // Every `"` inside a JSON string is escaped, so this key sequence can
-    // only be the structural one.
-    const ID_AT: &str = "\"id\":0,";
-    match frame.as_str().find(ID_AT) {
-        Some(at) => {
-            let head = &frame.as_str()[..at + "\"id\":".len()];
-            let tail = &frame.as_str()[at + ID_AT.len() - 1..];
-            (head.to_string(), tail.to_string())
-        }
-        None => {
-            tracing::error!("a send-message frame without an id field");
-            (frame.to_string(), String::new())
-        }
-    }
 }
 
 /// A process id: random enough that two processes never share one.
@@ -570,29 +325,4 @@ fn rand_u64() -> u64 {
     );
     hasher.write_u32(std::process::id());
     hasher.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_template_around_the_id_is_the_frame_serde_writes() {
-        for (message, client_id) in [
-            ("hello", None),
-            (r#"tricky "id":0, and \ quotes"#, Some("c-1".to_string())),
-            ("ünïcödé 😀", Some(r#""id":0,"#.to_string())),
-        ] {
-            let (head, tail) =
-                message_template("al\"ice", message, "2026-12-01T00:00:00.000Z", &client_id);
-            let expected = encode(&ServerEvent::SendMessage(ChatMessage {
-                username: "al\"ice".into(),
-                message: message.into(),
-                id: 4711,
-                ts: "2026-12-01T00:00:00.000Z".into(),
-                client_id,
-            }));
-            assert_eq!(format!("{head}4711{tail}"), expected.as_str());
-        }
-    }
 }
