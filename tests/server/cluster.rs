@@ -642,3 +642,56 @@ async fn a_page_on_a_killed_process_takes_its_name_back_on_another_at_once() {
     let (_, rooms) = survivor.http_get("/api/rooms").await;
     assert!(rooms.contains(r#""name":"general","online":2"#), "{rooms}");
 }
+
+#[tokio::test]
+async fn redis_flushed_ids_continue_above_the_stored_names_stay_taken_and_stale_resumes_reset() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let mut alice = one.join("alice").await;
+    let mut bob = two.join("bob").await;
+    expect_users(&mut bob, &["alice", "bob"]).await;
+    for i in 1..=20 {
+        say(&mut alice, &format!("m{i}")).await;
+    }
+    assert_eq!(messages(&mut bob, 20).await.last().map(|m| m.0), Some(20));
+    backends.redis.cli(&["FLUSHALL"]);
+
+    // Ids continue above everything stored and shown, never from 1.
+    say(&mut alice, "after the flush").await;
+    let after = expect_event(&mut bob, "send-message", |_| true).await;
+    assert_eq!(after["message"], "after the flush");
+    assert_eq!(after["id"], 21);
+    // A resume from what bob had gets exactly the new message.
+    let mut resumed = two.connect("username=bob2&since=20").await;
+    let missed = messages(&mut resumed, 1).await;
+    assert_eq!(missed, [(21, "after the flush".to_string())]);
+    // A `since` that no longer matches anything gets a fresh page.
+    let mut stale = two.connect("username=carol&since=900").await;
+    let page = expect_event(&mut stale, "history", |_| true).await;
+    assert_eq!(
+        page["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|m| m["id"].clone()),
+        Some(21.into())
+    );
+
+    // The names in use are claimed again: nobody else can take alice.
+    tokio::time::timeout(PATIENCE, async {
+        while !backends
+            .redis
+            .cli(&["HVALS", "banter:room:general:users"])
+            .contains("alice")
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("alice's name claimed again");
+    let mut thief = two.join("alice").await;
+    match next_frame(&mut thief).await {
+        Frame::Closed(Some((code, _))) => assert_eq!(code, 1008),
+        other => panic!("expected 1008, got {other:?}"),
+    }
+}

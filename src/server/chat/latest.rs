@@ -54,13 +54,18 @@ impl Latest {
         self.frame()
     }
 
+    /// The newest id in the page (0 if empty).
+    pub(crate) fn newest(&self) -> u64 {
+        self.messages.back().map_or(0, |m| m.id)
+    }
+
     /// The page as a `history` frame and its newest id, once primed.
     pub(crate) fn page(&mut self) -> Option<(Frame, u64)> {
         self.primed.then(|| self.frame())
     }
 
     fn frame(&mut self) -> (Frame, u64) {
-        let newest = self.messages.back().map_or(0, |m| m.id);
+        let newest = self.newest();
         let frame = self.frame.get_or_insert_with(|| {
             encode(&ServerEvent::History {
                 messages: self.messages.iter().cloned().collect(),

@@ -120,6 +120,11 @@ impl Room {
         lock(&self.state).names.len()
     }
 
+    /// The newest message id delivered here (0 if none yet).
+    pub(crate) fn newest(&self) -> u64 {
+        lock(&self.state).latest.newest()
+    }
+
     /// Those connected to this process.
     pub(crate) fn local(&self) -> usize {
         lock(&self.state).local

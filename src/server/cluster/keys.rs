@@ -72,9 +72,14 @@ pub(crate) fn room_of(channel: &str) -> Option<&str> {
 /// `{-1, 0}` while the epoch is missing (the counters must be seeded first).
 /// A client id is remembered for a day.
 ///
+/// The id is above ARGV[10], the newest id the accepting process has
+/// delivered in the room: after Redis lost its counters (and they were
+/// seeded from PostgreSQL, which may lag), an id a client has already seen
+/// is still never reused.
+///
 /// KEYS: epoch, seq, log, archive, client-id key (or "" for none).
 /// ARGV: channel, frame head, frame tail, log length, room, username,
-/// message, client id, ts ms.
+/// message, client id, ts ms, newest id seen.
 pub(crate) fn publish() -> Script {
     Script::new(
         r"
@@ -83,6 +88,8 @@ if KEYS[5] ~= '' then
   local first = redis.call('GET', KEYS[5])
   if first then return {0, tonumber(first)} end
 end
+local seen = tonumber(ARGV[10])
+if tonumber(redis.call('GET', KEYS[2]) or '0') < seen then redis.call('SET', KEYS[2], seen) end
 local id = redis.call('INCR', KEYS[2])
 if KEYS[5] ~= '' then redis.call('SET', KEYS[5], id, 'EX', 86400) end
 local frame = ARGV[2] .. id .. ARGV[3]

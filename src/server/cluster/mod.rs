@@ -86,6 +86,7 @@ pub(crate) struct Cluster {
     postgres: Arc<Postgres>,
     subscriber: mpsc::UnboundedSender<subscriber::Command>,
     seats: AtomicU64,
+    claims: presence::Claims,
     healthy: Arc<AtomicBool>,
     publish: redis::Script,
     claim: redis::Script,
@@ -153,6 +154,7 @@ impl Cluster {
             postgres,
             subscriber: commands,
             seats: AtomicU64::new(0),
+            claims: Default::default(),
             healthy,
             publish: keys::publish(),
             claim: keys::claim(),
@@ -191,6 +193,7 @@ impl Cluster {
             username,
             message,
             client_id,
+            seen,
             ..
         } = append;
         let ts = now_ms();
@@ -218,6 +221,7 @@ impl Cluster {
                 .arg(&message)
                 .arg(client_id.as_deref().unwrap_or(""))
                 .arg(ts)
+                .arg(seen)
                 .invoke_async(&mut redis)
                 .await
                 .map_err(unavailable)?;

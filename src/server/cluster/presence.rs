@@ -1,7 +1,10 @@
 //! Presence in cluster mode: claiming and releasing names in Redis, and
 //! the heartbeat that removes the users of a process that stopped.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, atomic::Ordering},
+};
 
 use redis::AsyncCommands;
 use tracing::{info, warn};
@@ -11,6 +14,10 @@ use crate::server::{
     chat::name_key::name_key,
     storage::{StoreError, now_ms},
 };
+
+/// The claims this process holds, by seat id: `(room, key, name)`. Kept so
+/// they can be written again if Redis comes back empty.
+pub(super) type Claims = Arc<Mutex<HashMap<String, (String, String, String)>>>;
 
 /// A user's claim on a name in a room, as held in Redis.
 #[derive(Debug, Clone)]
@@ -44,7 +51,16 @@ impl Cluster {
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(unavailable)?;
-        Ok((claimed == 1).then_some(seat))
+        if claimed != 1 {
+            return Ok(None);
+        }
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.insert(
+                seat.id.clone(),
+                (room.to_string(), seat.key.clone(), name.to_string()),
+            );
+        }
+        Ok(Some(seat))
     }
 
     /// Gives a claimed name back (in the background: a leaving user waits
@@ -54,6 +70,9 @@ impl Cluster {
         let release = self.release.clone();
         let room = room.to_string();
         let proc_id = Arc::clone(&self.proc_id);
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.remove(&seat.id);
+        }
         self.tasks.spawn(async move {
             let released: redis::RedisResult<i64> = release
                 .key(keys::users(&room))
@@ -80,9 +99,11 @@ impl Cluster {
         let proc_id = Arc::clone(&self.proc_id);
         let reap = self.reap.clone();
         let stop = self.stop.clone();
+        let claims = Arc::clone(&self.claims);
         async move {
             let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
             let mut failing = false;
+            let mut epoch: Option<String> = None;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -108,6 +129,15 @@ impl Cluster {
                     Ok(()) => seeder.seed_if_empty().await.map_err(|e| e.to_string()),
                     Err(err) => Err(err.to_string()),
                 };
+                // Redis came back empty (its epoch changed): this process's
+                // users' names are written again, so no other process can
+                // take them while they are here.
+                let beat = match beat {
+                    Ok(()) => reclaim_after_reset(&mut redis, &proc_id, &claims, &mut epoch)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    err => err,
+                };
                 match beat {
                     Ok(()) if failing => {
                         failing = false;
@@ -123,4 +153,37 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Writes every claim of this process again if the epoch is not the one
+/// last seen (Redis lost its data). Only where nobody holds the name now.
+async fn reclaim_after_reset(
+    redis: &mut redis::aio::ConnectionManager,
+    proc_id: &str,
+    claims: &Claims,
+    epoch: &mut Option<String>,
+) -> redis::RedisResult<()> {
+    let now: Option<String> = redis.get(keys::EPOCH).await?;
+    let reset = epoch.is_some() && *epoch != now;
+    *epoch = now;
+    if !reset {
+        return Ok(());
+    }
+    let held: Vec<(String, (String, String, String))> = match claims.lock() {
+        Ok(claims) => claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Err(_) => return Ok(()),
+    };
+    let mut pipe = redis::pipe();
+    for (seat, (room, key, name)) in &held {
+        pipe.hset_nx(keys::users(room), key, format!("{seat}\n{name}"))
+            .ignore()
+            .sadd(keys::seats(proc_id), format!("{room}\t{key}"))
+            .ignore();
+    }
+    let _: () = pipe.query_async(redis).await?;
+    warn!(
+        names = held.len(),
+        "Redis came back empty: this process's users' names are claimed again"
+    );
+    Ok(())
 }

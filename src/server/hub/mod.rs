@@ -225,6 +225,15 @@ impl Hub {
                 break;
             }
         }
+        // Nothing after `since`, and `since` is beyond the newest message:
+        // it is not an id of this room's history (another server's, or one
+        // lost when a cluster's Redis came back empty). A fresh page, then.
+        if frames.is_empty() {
+            let newest = self.engine.before(&room, None, 1).await?;
+            if newest.last().is_none_or(|m| m.id < since) {
+                return Ok(false);
+            }
+        }
         membership.snapshot.extend(frames);
         membership.seen_through = after;
         Ok(true)
@@ -258,6 +267,7 @@ impl Hub {
                 username: Arc::clone(username),
                 message,
                 client_id,
+                seen: room.newest(),
                 reply: reply.clone(),
             })
             .await
