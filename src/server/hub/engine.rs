@@ -9,6 +9,12 @@
 //!
 //! An enum rather than a trait object: the operations are async, the set of
 //! modes is closed, and a `match` costs nothing on the message path.
+//!
+//! The cluster's futures are boxed. A connection's task is one state
+//! machine as large as the largest future it may ever await, so an unboxed
+//! Redis round trip would make every idle connection bigger in every mode
+//! (measured: +1.6 KiB per idle client at 10,000). Boxed, the embedded
+//! default pays nothing and the cluster one allocation per operation.
 
 use std::sync::Arc;
 
@@ -45,32 +51,13 @@ impl Engine {
         name: &Arc<str>,
         style: PresenceStyle,
     ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
-        let cluster = match self {
+        match self {
             Engine::Embedded(_) => {
                 let (room, entry) = rooms.enter(room, name, style)?;
-                return Ok((room, entry, None));
+                Ok((room, entry, None))
             }
-            Engine::Cluster(cluster) => cluster,
-        };
-        let Some(seat) = cluster.claim(room, name).await? else {
-            return Err(NameTaken(name.to_string()).into());
-        };
-        let opened = rooms.open(room);
-        if let Err(err) = cluster.subscribe(&opened).await {
-            cluster.release(room, seat);
-            if rooms.abandon(&opened) {
-                cluster.unsubscribe(&opened);
-            }
-            return Err(err.into());
-        }
-        match rooms.enter_opened(&opened, name, style) {
-            Ok(entry) => Ok((opened, entry, Some(seat))),
-            Err((taken, dropped)) => {
-                cluster.release(room, seat);
-                if dropped {
-                    cluster.unsubscribe(&opened);
-                }
-                Err(taken.into())
+            Engine::Cluster(cluster) => {
+                Box::pin(enter_cluster(cluster, rooms, room, name, style)).await
             }
         }
     }
@@ -99,7 +86,7 @@ impl Engine {
     pub(crate) async fn typing(&self, room: &Room, name: &Arc<str>) {
         match self {
             Engine::Embedded(_) => room.typing(name),
-            Engine::Cluster(cluster) => cluster.typing(room.name(), name).await,
+            Engine::Cluster(cluster) => Box::pin(cluster.typing(room.name(), name)).await,
         }
     }
 
@@ -108,7 +95,7 @@ impl Engine {
     pub(crate) async fn append(&self, append: Append) -> Result<(), StoreError> {
         match self {
             Engine::Embedded(embedded) => embedded.append(append).await,
-            Engine::Cluster(cluster) => cluster.append(append).await,
+            Engine::Cluster(cluster) => Box::pin(cluster.append(append)).await,
         }
     }
 
@@ -122,7 +109,7 @@ impl Engine {
     ) -> Result<Vec<ChatMessage>, StoreError> {
         match self {
             Engine::Embedded(embedded) => messages(embedded.before(room, before, limit).await),
-            Engine::Cluster(cluster) => cluster.before(room, before, limit).await,
+            Engine::Cluster(cluster) => Box::pin(cluster.before(room, before, limit)).await,
         }
     }
 
@@ -135,7 +122,7 @@ impl Engine {
     ) -> Result<Vec<ChatMessage>, StoreError> {
         match self {
             Engine::Embedded(embedded) => messages(embedded.after(room, since, limit).await),
-            Engine::Cluster(cluster) => cluster.after(room, since, limit).await,
+            Engine::Cluster(cluster) => Box::pin(cluster.after(room, since, limit)).await,
         }
     }
 
@@ -146,7 +133,7 @@ impl Engine {
     ) -> Result<Vec<(String, u64, i64)>, StoreError> {
         match self {
             Engine::Embedded(embedded) => embedded.rooms(limit).await,
-            Engine::Cluster(cluster) => cluster.recent_rooms(limit).await,
+            Engine::Cluster(cluster) => Box::pin(cluster.recent_rooms(limit)).await,
         }
     }
 
@@ -162,7 +149,39 @@ impl Engine {
     pub(crate) async fn close(&self) {
         match self {
             Engine::Embedded(embedded) => embedded.close().await,
-            Engine::Cluster(cluster) => cluster.close().await,
+            Engine::Cluster(cluster) => Box::pin(cluster.close()).await,
+        }
+    }
+}
+
+/// [`Engine::enter`] in cluster mode: claim the name everywhere, subscribe
+/// to the room, then enter it here.
+async fn enter_cluster(
+    cluster: &Cluster,
+    rooms: &Rooms,
+    room: &str,
+    name: &Arc<str>,
+    style: PresenceStyle,
+) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
+    let Some(seat) = cluster.claim(room, name).await? else {
+        return Err(NameTaken(name.to_string()).into());
+    };
+    let opened = rooms.open(room);
+    if let Err(err) = cluster.subscribe(&opened).await {
+        cluster.release(room, seat);
+        if rooms.abandon(&opened) {
+            cluster.unsubscribe(&opened);
+        }
+        return Err(err.into());
+    }
+    match rooms.enter_opened(&opened, name, style) {
+        Ok(entry) => Ok((opened, entry, Some(seat))),
+        Err((taken, dropped)) => {
+            cluster.release(room, seat);
+            if dropped {
+                cluster.unsubscribe(&opened);
+            }
+            Err(taken.into())
         }
     }
 }
