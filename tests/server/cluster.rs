@@ -400,6 +400,7 @@ async fn redis_killed_mid_flood_and_restarted_from_its_aof_loses_nothing_acknowl
     let outage = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
         backends.redis.kill();
+        let killed = tokio::time::Instant::now();
         // Degraded while it is down, and says which dependency.
         let degraded = tokio::time::timeout(PATIENCE, async {
             loop {
@@ -413,7 +414,8 @@ async fn redis_killed_mid_flood_and_restarted_from_its_aof_loses_nothing_acknowl
         })
         .await;
         assert!(degraded.is_ok(), "healthz never said degraded");
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Down for five seconds in all.
+        tokio::time::sleep_until(killed + Duration::from_secs(5)).await;
         backends.redis.restart();
     };
     let ((mut alice, acked, refused), ()) = tokio::join!(sender, outage);
@@ -694,4 +696,42 @@ async fn redis_flushed_ids_continue_above_the_stored_names_stay_taken_and_stale_
         Frame::Closed(Some((code, _))) => assert_eq!(code, 1008),
         other => panic!("expected 1008, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn three_processes_one_list_and_a_moved_user_is_listed_once_everywhere() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let three = backends.process().await;
+    let mut ann = one.join("Ann").await;
+    let mut bob = two.join("bob").await;
+    let mut cat = three.join("cat").await;
+    for socket in [&mut ann, &mut bob, &mut cat] {
+        expect_users(socket, &["Ann", "bob", "cat"]).await;
+    }
+    // A message with a NUL in it is delivered as sent, and does not stop
+    // the archive (PostgreSQL's text cannot hold NUL).
+    say(&mut bob, "nul \u{0} inside").await;
+    say(&mut bob, "after it").await;
+    let seen = messages(&mut cat, 2).await;
+    assert_eq!(seen[0].1, "nul \u{0} inside");
+    tokio::time::timeout(PATIENCE, async {
+        while backends.postgres.sql("SELECT count(*) FROM messages") != "2" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("both archived");
+
+    // Ann's process dies; she comes back on another as "ann": the third
+    // process lists her once, under the new spelling, also after the dead
+    // process is reaped.
+    one.kill().await;
+    let mut back = two.join("ann").await;
+    expect_users(&mut back, &["ann", "bob", "cat"]).await;
+    expect_users(&mut cat, &["ann", "bob", "cat"]).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let (_, rooms) = three.http_get("/api/rooms").await;
+    assert!(rooms.contains(r#""name":"general","online":3"#), "{rooms}");
 }

@@ -27,6 +27,11 @@ pub(crate) struct Latest {
 
 impl Latest {
     pub(crate) fn push(&mut self, message: ChatMessage) {
+        // Already here: the page was read from storage after the message was
+        // stored but before it was delivered (cluster mode reads the log).
+        if message.id <= self.newest() {
+            return;
+        }
         if self.messages.len() == HISTORY_PAGE {
             self.messages.pop_front();
             self.more = true;

@@ -210,14 +210,15 @@ impl Room {
         state.changes.push(Change::Joined(Arc::clone(name)));
     }
 
-    /// A user on another process left.
+    /// A user on another process left (matched by name key: a holder
+    /// replaced under another spelling leaves under its own).
     pub(crate) fn remove_remote(&self, name: &Arc<str>) {
         let key = name_key(name);
         let mut state = lock(&self.state);
-        if state.remote.contains(&key) && state.names.get(&key).is_some_and(|held| held == name) {
-            state.remote.remove(&key);
-            state.names.remove(&key);
-            state.changes.push(Change::Left(Arc::clone(name)));
+        if state.remote.remove(&key)
+            && let Some(held) = state.names.remove(&key)
+        {
+            state.changes.push(Change::Left(held));
         }
     }
 

@@ -53,6 +53,20 @@ impl Cluster {
             .await
             .map_err(unavailable)?;
         let logged: Vec<ChatMessage> = page.ids.iter().filter_map(logged).collect();
+        // Nothing after `since` and the room's counter is not past it: the
+        // client is up to date (the usual reconnect), and PostgreSQL need
+        // not be asked, nor be up.
+        if logged.is_empty() {
+            let newest: Option<u64> = self
+                .redis
+                .clone()
+                .get(keys::seq(room))
+                .await
+                .map_err(unavailable)?;
+            if newest.unwrap_or(0) <= since {
+                return Ok(logged);
+            }
+        }
         // The log starts after `since`: what lies between is older than
         // the log keeps, and is read from PostgreSQL.
         if logged.first().is_none_or(|m| m.id > since + 1) {

@@ -57,8 +57,13 @@ pub(crate) fn seats(proc_id: &str) -> String {
     format!("banter:proc:{proc_id}:seats")
 }
 
+/// The username's length goes first, so `a:b` + `c` and `a` + `b:c` are
+/// different keys.
 pub(crate) fn client_id(room: &str, username: &str, client_id: &str) -> String {
-    format!("banter:cid:{room}:{username}:{client_id}")
+    format!(
+        "banter:cid:{room}:{}:{username}:{client_id}",
+        username.len()
+    )
 }
 
 /// The room a channel is for, if it is a room channel.
@@ -70,7 +75,11 @@ pub(crate) fn room_of(channel: &str) -> Option<&str> {
 /// id, append it to the room's log and to the archive, and publish it.
 /// Returns `{1, id}`, `{0, id}` for a resend (the first copy's id), or
 /// `{-1, 0}` while the epoch is missing (the counters must be seeded first).
-/// A client id is remembered for a day.
+/// A client id is remembered for six hours (a page's outbox is resent when
+/// it reconnects, within minutes), so Redis does not keep one key per
+/// message for long. The counter is also kept above the log's newest entry,
+/// so an `XADD` can never fail after the `INCR`; the client id is written
+/// last, so a failed step cannot make a resend look accepted.
 ///
 /// The id is above ARGV[10], the newest id the accepting process has
 /// delivered in the room: after Redis lost its counters (and they were
@@ -88,15 +97,20 @@ if KEYS[5] ~= '' then
   local first = redis.call('GET', KEYS[5])
   if first then return {0, tonumber(first)} end
 end
-local seen = tonumber(ARGV[10])
-if tonumber(redis.call('GET', KEYS[2]) or '0') < seen then redis.call('SET', KEYS[2], seen) end
+local floor = tonumber(ARGV[10])
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+if top then
+  local logged = tonumber(string.match(top[1], '^(%d+)'))
+  if logged > floor then floor = logged end
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') < floor then redis.call('SET', KEYS[2], floor) end
 local id = redis.call('INCR', KEYS[2])
-if KEYS[5] ~= '' then redis.call('SET', KEYS[5], id, 'EX', 86400) end
 local frame = ARGV[2] .. id .. ARGV[3]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
 redis.call('XADD', KEYS[4], '*', 'r', ARGV[5], 'i', id, 'u', ARGV[6], 'm', ARGV[7],
   'c', ARGV[8], 't', ARGV[9])
 redis.call('PUBLISH', ARGV[1], 'm' .. id .. ' ' .. frame)
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], id, 'EX', 21600) end
 return {1, id}
 ",
     )
@@ -108,20 +122,26 @@ return {1, id}
 /// nobody on its probe channel — a process that was killed drops its
 /// connections at once, so a page that was on it can take its name back on
 /// another process straight away instead of being refused for seconds.
-/// Returns 1, or 0 if taken.
+/// A seat of this process that it has already released (ARGV[7]; the
+/// release may still be on its way) is replaced too. A replaced holder's
+/// leave is published first, so every list drops it (under whatever
+/// spelling it had). Returns 1, or 0 if taken.
 ///
 /// KEYS: users, seats of this process, procs.
-/// ARGV: name key, seat (`PROC:N`), name, room, channel, proc.
+/// ARGV: name key, seat (`PROC:N`), name, room, channel, proc, released
+/// seat (or "").
 pub(crate) fn claim() -> Script {
     Script::new(
         r"
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held then
+  local seat, old = string.match(held, '^([^\n]*)\n(.*)$')
   local owner = string.match(held, '^([^:]*)')
-  if redis.call('ZSCORE', KEYS[3], owner) then
+  if seat ~= ARGV[7] and redis.call('ZSCORE', KEYS[3], owner) then
     local listening = redis.call('PUBSUB', 'NUMSUB', 'banter:probe:' .. owner)
     if listening[2] > 0 then return 0 end
   end
+  redis.call('PUBLISH', ARGV[5], 'l' .. owner .. '\t' .. old)
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\n' .. ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4] .. '\t' .. ARGV[1])

@@ -63,6 +63,8 @@ use crate::server::{
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// A process silent this long is taken for dead, and its users removed.
 const HEARTBEAT_EXPIRY: Duration = Duration::from_secs(10);
+/// The longest a joiner waits for its room's subscription.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest each step of a shutdown may take.
 const CLOSE_STEP: Duration = Duration::from_secs(1);
 /// The longest one Redis command may take before it counts as failed.
@@ -86,7 +88,7 @@ pub(crate) struct Cluster {
     postgres: Arc<Postgres>,
     subscriber: mpsc::UnboundedSender<subscriber::Command>,
     seats: AtomicU64,
-    claims: presence::Claims,
+    held: presence::Shared,
     healthy: Arc<AtomicBool>,
     publish: redis::Script,
     claim: redis::Script,
@@ -154,7 +156,7 @@ impl Cluster {
             postgres,
             subscriber: commands,
             seats: AtomicU64::new(0),
-            claims: Default::default(),
+            held: Default::default(),
             healthy,
             publish: keys::publish(),
             claim: keys::claim(),
@@ -257,9 +259,11 @@ impl Cluster {
                 done,
             })
             .map_err(|_| StoreError::Closed)?;
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable),
+        // While the subscription is being rebuilt the command waits; a
+        // joiner is told to try again rather than kept waiting.
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, answer).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            _ => Err(StoreError::Unavailable),
         }
     }
 

@@ -239,10 +239,11 @@ impl Subscriber {
         subscribed: &mut Subscribed,
         payload: &str,
     ) -> Result<(), ClusterError> {
-        let Some(kind) = payload.chars().next() else {
+        let mut chars = payload.chars();
+        let Some(kind) = chars.next() else {
             return Ok(());
         };
-        let rest = &payload[1..];
+        let rest = chars.as_str();
         match kind {
             'm' => {
                 let Some((id, frame)) = rest.split_once(' ') else {

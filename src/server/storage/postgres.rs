@@ -128,6 +128,23 @@ impl Postgres {
         if rows.is_empty() {
             return Ok(0);
         }
+        // In one order, so two archivers upserting the same rooms never
+        // deadlock; and without NUL, which PostgreSQL's text refuses (one
+        // such message must not stop the archive).
+        let mut rows: Vec<Row> = rows.to_vec();
+        rows.sort_by(|a, b| (&a.room, a.id).cmp(&(&b.room, b.id)));
+        for row in &mut rows {
+            for text in [&mut row.username, &mut row.message] {
+                if text.contains('\0') {
+                    *text = text.replace('\0', "\u{fffd}");
+                }
+            }
+            if let Some(id) = &mut row.client_id
+                && id.contains('\0')
+            {
+                *id = id.replace('\0', "\u{fffd}");
+            }
+        }
         let rooms: Vec<&str> = rows.iter().map(|r| r.room.as_str()).collect();
         let ids: Vec<i64> = rows.iter().map(|r| to_sql_id(r.id)).collect();
         let users: Vec<&str> = rows.iter().map(|r| r.username.as_str()).collect();
