@@ -326,7 +326,7 @@ mod tests {
                 }
             });
             let plan = Rc::new(Plan {
-                addr,
+                addrs: vec![addr],
                 path_prefix: "/start_web_socket?username=".to_string(),
                 senders: 0,
                 messages_per_sender: 0,

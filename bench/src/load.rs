@@ -25,8 +25,8 @@ const MARKER: &[u8] = b"\"message\":\"bench|";
 /// What one run does.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// `host:port`.
-    pub addr: String,
+    /// `host:port` of each server process; a client uses one, by name.
+    pub addrs: Vec<String>,
     /// Path and query up to (not including) the username.
     pub path_prefix: String,
     pub senders: usize,
@@ -42,6 +42,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The server `name` connects to: spread over the processes, the same
+    /// one for a name every time (a reconnect goes back to it).
+    pub fn addr_for(&self, name: &str) -> &str {
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        &self.addrs[(hash % self.addrs.len().max(1) as u64) as usize]
+    }
+
     pub fn expected_per_listener(&self) -> u64 {
         self.senders as u64 * self.messages_per_sender
     }
@@ -147,7 +156,7 @@ pub enum JoinFailure {
 /// (the join snapshot).
 pub async fn open(plan: &Plan, name: &str) -> Result<Client, JoinFailure> {
     let path = format!("{}{}", plan.path_prefix, name);
-    let mut client = Client::connect(&plan.addr, &path)
+    let mut client = Client::connect(plan.addr_for(name), &path)
         .await
         .map_err(JoinFailure::Connect)?;
     loop {

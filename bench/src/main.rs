@@ -43,9 +43,10 @@ use load::{Plan, Stats};
     about = "Load generator for Deno-tutorial-protocol chat servers"
 )]
 struct Args {
-    /// The server's WebSocket URL, without query.
+    /// The server's WebSocket URL, without query. Repeat it for several
+    /// processes of one cluster: clients are spread over them by name.
     #[arg(long, default_value = "ws://127.0.0.1:3000/start_web_socket")]
-    url: String,
+    url: Vec<String>,
     /// Extra query parameters (Banter's delta presence; others ignore it).
     #[arg(long, default_value = "presence=delta")]
     query: String,
@@ -85,9 +86,10 @@ struct Args {
     /// never reads (it closes a flooder after 2 × burst + 1 frames).
     #[arg(long)]
     flood_frames: Option<u64>,
-    /// The server's PID, for RSS and CPU figures.
+    /// The server's PID, for RSS and CPU figures; repeat it for several
+    /// processes (the figures are their sums).
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     /// Handshakes in progress at once.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
@@ -189,10 +191,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: &Args) -> Result<Report, String> {
-    let (addr, path) = split_url(&args.url)?;
+    let mut addrs = Vec::new();
+    let mut path = String::new();
+    for url in &args.url {
+        let (addr, this_path) = split_url(url)?;
+        if !path.is_empty() && path != this_path {
+            return Err("every --url must have the same path".to_string());
+        }
+        path = this_path;
+        addrs.push(addr);
+    }
     let separator = if args.query.is_empty() { "" } else { "&" };
     let plan = Rc::new(Plan {
-        addr,
+        addrs,
         path_prefix: format!("{path}?{}{separator}username=", args.query),
         senders: args.senders,
         messages_per_sender: args.messages,
@@ -202,7 +213,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         epoch: Instant::now(),
     });
     let stats = Stats::new();
-    let server_memory = || args.server_pid.and_then(procfs::memory_kib);
+    let server_memory = || procfs::sum(&args.server_pid, procfs::memory_kib);
     let rss_before = server_memory().map(|(rss, _)| rss);
 
     // --- connect everyone ---------------------------------------------------
@@ -239,12 +250,10 @@ async fn run(args: &Args) -> Result<Report, String> {
     let rss_idle = server_memory().map(|(rss, _)| rss);
 
     // --- the message phase ----------------------------------------------------
-    let server_cpu_start = args.server_pid.and_then(procfs::cpu_time);
+    let server_cpu_start = procfs::sum_time(&args.server_pid, procfs::cpu_time);
     let own_cpu_start = procfs::own_cpu_time();
     let user_cpu = || -> Option<Duration> {
-        let ours = args
-            .server_pid
-            .map_or(Some(Duration::ZERO), procfs::user_time)?
+        let ours = procfs::sum_time(&args.server_pid, procfs::user_time).unwrap_or(Duration::ZERO)
             + procfs::user_time(std::process::id())?;
         procfs::machine_user_time()?.checked_sub(ours)
     };
@@ -301,7 +310,10 @@ async fn run(args: &Args) -> Result<Report, String> {
     }
     let phase = phase_start.elapsed();
     let ran = everyone_joined && args.messages > 0;
-    let server_cpu = match (server_cpu_start, args.server_pid.and_then(procfs::cpu_time)) {
+    let server_cpu = match (
+        server_cpu_start,
+        procfs::sum_time(&args.server_pid, procfs::cpu_time),
+    ) {
         (Some(start), Some(end)) if ran => Some(pct(end.saturating_sub(start), phase)),
         _ => None,
     };

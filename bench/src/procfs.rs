@@ -71,3 +71,23 @@ pub fn raise_nofile_limit() -> u64 {
     }
     limit.rlim_cur
 }
+
+/// `read` summed over several processes: `None` if there are none, or any
+/// of them cannot be read.
+pub fn sum(pids: &[u32], read: impl Fn(u32) -> Option<(u64, u64)>) -> Option<(u64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold((0, 0), |(a, b), &pid| {
+        read(pid).map(|(x, y)| (a + x, b + y))
+    })
+}
+
+/// A time summed over several processes, as [`sum`].
+pub fn sum_time(pids: &[u32], read: impl Fn(u32) -> Option<Duration>) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .try_fold(Duration::ZERO, |total, &pid| read(pid).map(|t| total + t))
+}
