@@ -161,18 +161,43 @@ async fn a_killed_process_leaves_every_list_and_its_clients_resume_exactly_on_an
     expect_users(&mut victim, &["victim", "watcher"]).await;
     expect_users(&mut watcher, &["victim", "watcher"]).await;
 
-    for i in 0..20 {
-        say(&mut watcher, &format!("before {i}")).await;
-    }
-    let before = messages(&mut victim, 20).await;
-    let last_seen = before.last().map(|(id, _)| *id).expect("messages");
-    doomed.kill().await;
-    let killed_at = std::time::Instant::now();
+    // A flood of 300 messages, 5 ms apart; the victim's process is killed
+    // in the middle of it.
+    let flood = async {
+        for i in 0..300 {
+            say(&mut watcher, &format!("m{i}")).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let seen_then_killed = async {
+        let mut seen: Vec<(u64, String)> = Vec::new();
+        let kill_at = tokio::time::Instant::now() + Duration::from_millis(500);
+        let killer = async {
+            tokio::time::sleep_until(kill_at).await;
+            doomed.kill().await;
+            std::time::Instant::now()
+        };
+        let reader = async {
+            use futures::StreamExt;
+            while let Some(Ok(frame)) = victim.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                    let event: Value = serde_json::from_str(&text).expect("json");
+                    if event["event"] == "send-message" {
+                        seen.push(entry(&event));
+                    }
+                }
+            }
+        };
+        let (killed_at, ()) = tokio::join!(killer, reader);
+        (seen, killed_at)
+    };
+    let ((), (before, killed_at)) = tokio::join!(flood, seen_then_killed);
+    assert!(
+        !before.is_empty() && before.len() < 300,
+        "killed mid-flood: {}",
+        before.len()
+    );
 
-    // Meanwhile the chat goes on.
-    for i in 0..30 {
-        say(&mut watcher, &format!("after {i}")).await;
-    }
     // The victim's name leaves the survivor's list within 15 s.
     tokio::time::timeout(
         Duration::from_secs(15),
@@ -184,19 +209,19 @@ async fn a_killed_process_leaves_every_list_and_its_clients_resume_exactly_on_an
     assert!(left_after < Duration::from_secs(15), "{left_after:?}");
     eprintln!("measured: the killed process's user left the list {left_after:?} after the kill");
 
-    // Reconnecting to the survivor with `since`: exactly what was missed.
+    // Reconnecting to the survivor with `since`: exactly what was missed,
+    // so the victim has each of the 300 once, in order.
+    let last_seen = before.last().map(|(id, _)| *id).expect("messages");
     let mut back = survivor
         .connect(&format!("username=victim&since={last_seen}"))
         .await;
-    let missed = messages(&mut back, 30).await;
-    let texts: Vec<String> = missed.iter().map(|(_, t)| t.clone()).collect();
-    let expected: Vec<String> = (0..30).map(|i| format!("after {i}")).collect();
+    let missed = messages(&mut back, 300 - before.len()).await;
+    let all: Vec<(u64, String)> = before.into_iter().chain(missed).collect();
+    let texts: Vec<String> = all.iter().map(|(_, t)| t.clone()).collect();
+    let expected: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, expected);
-    let ids: Vec<u64> = missed.iter().map(|(id, _)| *id).collect();
-    assert_eq!(
-        ids,
-        ((last_seen + 1)..=(last_seen + 30)).collect::<Vec<_>>()
-    );
+    let ids: Vec<u64> = all.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=300).collect::<Vec<_>>());
 }
 
 #[tokio::test]
