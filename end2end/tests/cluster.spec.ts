@@ -55,3 +55,37 @@ test('two people on two processes behind nginx chat; when one process dies its p
     await cluster.stop();
   }
 });
+
+test('while Redis is down a message waits as "Sending…", and goes out by itself once it is back', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const cluster = await Cluster.start(CLUSTER_PORT);
+  const ann = await ChatPage.open(browser);
+  const ben = await ChatPage.open(browser);
+  for (const person of [ann, ben]) person.origin = cluster.origin;
+  try {
+    await ann.join(uniqueName('ann'));
+    await ben.join(uniqueName('ben'));
+    await ann.send('before the outage');
+    await expect(ben.message('before the outage')).toHaveCount(1);
+
+    await cluster.killRedis();
+    await ann.send('typed while Redis was down');
+    await expect(ann.pending).toHaveCount(1);
+    await expect(ann.notice).toContainText('Delivery is paused');
+    // The sockets stay open: nobody is sent back to reconnect.
+    await expect(ann.status).toHaveAttribute('data-state', 'connected');
+    await cluster.startRedis();
+
+    for (const person of [ann, ben]) {
+      await expect(person.message('typed while Redis was down')).toHaveCount(1, { timeout: 20_000 });
+    }
+    await expect(ann.pending).toHaveCount(0);
+    await expect(ben.message('before the outage')).toHaveCount(1);
+    expect(ann.errors).toEqual([]);
+    expect(ben.errors).toEqual([]);
+  } finally {
+    await ann.close();
+    await ben.close();
+    await cluster.stop();
+  }
+});

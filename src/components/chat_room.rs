@@ -15,8 +15,13 @@ use leptos::prelude::*;
 use super::{ConnectionStatus, MessageInput, MessageList, RoomList, TypingIndicator, UserList};
 use crate::{
     client::{ChatState, Connection, Pending, Status, backoff, new_client_id},
-    protocol::ClientEvent,
+    protocol::{ClientEvent, DELIVERY_PAUSED},
 };
+
+/// After "Delivery is paused", the outbox is sent again this much later
+/// (and again after each such refusal), so it goes out once delivery is
+/// back without waiting for a reconnect.
+const PAUSED_RETRY: Duration = Duration::from_secs(2);
 
 /// Banter's client sends `typing` at most this often while the user types.
 const TYPING_EVERY_MS: f64 = 2_000.0;
@@ -95,6 +100,34 @@ pub(crate) fn ChatRoom(
             retry.set_value(timer);
         }
         Status::Connecting | Status::Waiting { .. } => {}
+    });
+    // Delivery paused (a cluster's Redis is unreachable): the outbox is
+    // kept, and sent again a moment later; the server drops what it already
+    // has by client id.
+    let retry_scheduled = StoredValue::new(false);
+    Effect::new(move |_| {
+        let paused = state
+            .notice
+            .with(|n| n.as_deref().is_some_and(|n| n.starts_with(DELIVERY_PAUSED)));
+        if paused && !retry_scheduled.get_value() {
+            retry_scheduled.set_value(true);
+            set_timeout(
+                move || {
+                    retry_scheduled.try_set_value(false);
+                    // Shown again by the next refusal if still paused.
+                    state.notice.try_set(None);
+                    if state.status.get_untracked() == Status::Connected {
+                        for Pending { client_id, text } in state.pending.get_untracked() {
+                            send_event(&ClientEvent::SendMessage {
+                                message: text,
+                                client_id: Some(client_id),
+                            });
+                        }
+                    }
+                },
+                PAUSED_RETRY,
+            );
+        }
     });
     // Typing indicators fade out on their own.
     if let Ok(ticker) = set_interval_with_handle(

@@ -71,6 +71,10 @@ pub const HISTORY_PAGE: usize = 50;
 /// fast typist or a burst of queued messages is slowed, never refused.
 pub const DEFAULT_MESSAGE_RATE: u32 = 10;
 pub const DEFAULT_MESSAGE_BURST: u32 = 20;
+/// How the `error` for a message a cluster could not accept yet begins
+/// (its Redis is unreachable). Banter's page keeps such a message in its
+/// outbox and sends it again a moment later, until it is accepted.
+pub const DELIVERY_PAUSED: &str = "Delivery is paused";
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

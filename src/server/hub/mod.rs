@@ -99,7 +99,8 @@ pub(crate) enum PublishError {
     /// Cluster mode with Redis unreachable. Banter's page keeps the message
     /// in its outbox and sends it again once it reconnects.
     #[error(
-        "Delivery is paused (the message service is unreachable); your message was not sent yet"
+        "{} (the message service is unreachable); your message was not sent yet",
+        protocol::DELIVERY_PAUSED
     )]
     Paused,
 }
