@@ -38,14 +38,7 @@ impl Rooms {
         style: PresenceStyle,
     ) -> Result<(Arc<Room>, Entry), NameTaken> {
         let mut rooms = lock(&self.rooms);
-        let room = match rooms.get(room) {
-            Some(room) => Arc::clone(room),
-            None => {
-                let room = Arc::new(Room::new(Arc::from(room)));
-                rooms.insert(Arc::clone(room.name()), Arc::clone(&room));
-                room
-            }
-        };
+        let room = get_or_create(&mut rooms, room);
         match room.enter(name, style, false) {
             Ok(entry) => Ok((room, entry)),
             Err(taken) => Err(taken),
@@ -58,14 +51,7 @@ impl Rooms {
     /// calls [`Rooms::enter_opened`] or [`Rooms::abandon`].
     pub(crate) fn open(&self, room: &str) -> Arc<Room> {
         let mut rooms = lock(&self.rooms);
-        let room = match rooms.get(room) {
-            Some(room) => Arc::clone(room),
-            None => {
-                let room = Arc::new(Room::new(Arc::from(room)));
-                rooms.insert(Arc::clone(room.name()), Arc::clone(&room));
-                room
-            }
-        };
+        let room = get_or_create(&mut rooms, room);
         room.expect_joiner();
         room
     }
@@ -132,6 +118,17 @@ impl Rooms {
             room.flush_presence();
         }
     }
+}
+
+/// The registered room named `name`, created and registered if there is
+/// none.
+fn get_or_create(rooms: &mut HashMap<Arc<str>, Arc<Room>>, name: &str) -> Arc<Room> {
+    if let Some(room) = rooms.get(name) {
+        return Arc::clone(room);
+    }
+    let room = Arc::new(Room::new(Arc::from(name)));
+    rooms.insert(Arc::clone(room.name()), Arc::clone(&room));
+    room
 }
 
 /// Unregisters `room` — only if the registered room is this one: a room

@@ -189,13 +189,16 @@ impl Cluster {
     /// Gives the message its id and publishes it. `Ok` means accepted:
     /// in Redis (and, with AOF `always`, on its disk), in the archive, and
     /// on its way to every process.
-    pub(crate) async fn append(&self, append: Append) -> Result<(), StoreError> {
+    ///
+    /// `seen`: the newest id this process has delivered in the room. The
+    /// new id is above it even if Redis lost its counters, so an id a
+    /// client has seen is never given to another message.
+    pub(crate) async fn append(&self, append: Append, seen: u64) -> Result<(), StoreError> {
         let Append {
             room,
             username,
             message,
             client_id,
-            seen,
             ..
         } = append;
         let ts = now_ms();

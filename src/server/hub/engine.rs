@@ -92,10 +92,13 @@ impl Engine {
 
     /// Queues a message to be given an id, kept, and delivered to its room
     /// on every process. Waits while the engine is behind.
-    pub(crate) async fn append(&self, append: Append) -> Result<(), StoreError> {
+    pub(crate) async fn append(&self, room: &Room, append: Append) -> Result<(), StoreError> {
         match self {
             Engine::Embedded(embedded) => embedded.append(append).await,
-            Engine::Cluster(cluster) => Box::pin(cluster.append(append)).await,
+            // The id goes above the newest this process has shown in the
+            // room (see `Cluster::append`); the embedded store needs no such
+            // floor, so only the cluster takes the room's lock for it.
+            Engine::Cluster(cluster) => Box::pin(cluster.append(append, room.newest())).await,
         }
     }
 

@@ -263,14 +263,16 @@ impl Hub {
             return Err(PublishError::Closed);
         }
         self.engine
-            .append(Append {
-                room: Arc::clone(room.name()),
-                username: Arc::clone(username),
-                message,
-                client_id,
-                seen: room.newest(),
-                reply: reply.clone(),
-            })
+            .append(
+                room,
+                Append {
+                    room: Arc::clone(room.name()),
+                    username: Arc::clone(username),
+                    message,
+                    client_id,
+                    reply: reply.clone(),
+                },
+            )
             .await
             .map_err(|err| match err {
                 StoreError::Unavailable => PublishError::Paused,

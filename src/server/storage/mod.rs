@@ -33,10 +33,6 @@ pub(crate) struct Append {
     pub(crate) username: Arc<str>,
     pub(crate) message: String,
     pub(crate) client_id: Option<String>,
-    /// The newest id this process has delivered in the room. In cluster
-    /// mode the next id is above it even if Redis lost its counters, so an
-    /// id a client has seen is never given to another message.
-    pub(crate) seen: u64,
     /// The sender's own queue, told if its message could not be stored.
     pub(crate) reply: mpsc::Sender<Reply>,
 }
