@@ -10,9 +10,14 @@
 //! - [`protocol`]: the wire events, shared by both halves (serde only).
 //! - [`app`]: the page shell and the root component.
 //! - [`components`]: the UI: join form, message list, user list, input.
+//! - [`supervisor`]: reconnecting, resuming and resending, decided once for
+//!   every client (the page, the terminal client, the help bot).
 //! - [`client`]: the browser side of the chat: socket, session, reactive state.
 //! - `server` (`ssr` only): configuration, the WebSocket handler, the
 //!   broadcast hub, presence coalescing and graceful shutdown.
+//! - `native` and `cli` (`ssr` only): Banter's client outside the browser,
+//!   and `banter-cli` on it; `transcript`: the chat as lines of text, for
+//!   the CLI and the server's plain-text sockets.
 //!
 //! `ARCHITECTURE.md` follows one message from a keypress to every screen.
 
@@ -24,9 +29,18 @@ pub(crate) mod app;
 pub(crate) mod client;
 pub(crate) mod components;
 pub mod protocol;
+pub(crate) mod supervisor;
+#[cfg(feature = "ssr")]
+pub(crate) mod transcript;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+
+#[cfg(feature = "ssr")]
+pub(crate) mod native;
+
+#[cfg(feature = "ssr")]
+pub mod cli;
 
 #[cfg(test)]
 mod test_support;

@@ -7,7 +7,6 @@
 //! a browser API is called from effects and event handlers, which never run
 //! during server rendering.
 
-pub(crate) mod backoff;
 pub(crate) mod http;
 pub(crate) mod location;
 pub(crate) mod rooms_api;
@@ -16,7 +15,7 @@ pub(crate) mod socket;
 pub(crate) mod state;
 
 pub(crate) use socket::Connection;
-pub(crate) use state::{ChatState, Pending, Status};
+pub(crate) use state::ChatState;
 
 /// A fresh id for a message typed here: 104 random bits as hex. It only
 /// has to be unique among this user's messages in a room, so `Math.random`

@@ -1,7 +1,7 @@
 //! The browser's WebSocket to the server, through gloo-net.
 //!
-//! One task reads frames into [`ChatState`]; one forwards what the page
-//! sends. The raw `web_sys::WebSocket` is kept as well, because gloo's
+//! One task reads frames and hands them to the page's supervisor; one
+//! forwards what the page sends, paced. The raw `web_sys::WebSocket` is kept as well, because gloo's
 //! stream and sink halves cannot close the socket on their own.
 //!
 //! A browser tells a page nothing about a refused handshake: the socket just
@@ -15,13 +15,13 @@ use futures::{SinkExt, StreamExt, channel::mpsc};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use leptos::{prelude::*, task::spawn_local};
 
-use super::{
-    http, session,
-    state::{ChatState, Status},
-};
-use crate::protocol::{
-    ClientEvent, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, ORIGIN_PARAM, PRESENCE_DELTA,
-    PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM, ServerEvent, USERNAME_PARAM, WS_PATH, close_code,
+use super::{http, session};
+use crate::{
+    protocol::{
+        ClientEvent, ORIGIN_PARAM, PRESENCE_DELTA, PRESENCE_PARAM, ROOM_PARAM, SINCE_PARAM,
+        ServerEvent, USERNAME_PARAM, WS_PATH, close_code,
+    },
+    supervisor::Pace,
 };
 
 /// Close code for a normal, user-initiated close.
@@ -38,14 +38,17 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects as `username` to `room`, feeding everything received into
-    /// `state`. With `since`, the server sends the messages after that id
-    /// instead of the latest page.
+    /// Connects as `username` to `room`. With `since`, the server sends the
+    /// messages after that id instead of the latest page. Every event
+    /// received goes to `on_event`; the close (code and reason; 1006 when
+    /// it just dropped) to `on_close`, unless [`Connection::close`] closed
+    /// it.
     pub(crate) fn open(
         username: &str,
         room: &str,
         since: Option<u64>,
-        state: ChatState,
+        on_event: impl Fn(ServerEvent) + 'static,
+        on_close: impl FnOnce(u16, String) + 'static,
     ) -> Result<Self, String> {
         let path = socket_path(username, room, since);
         let url = socket_url(&path)?;
@@ -57,7 +60,6 @@ impl Connection {
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut queue) = mpsc::unbounded::<String>();
         let closed_by_us = Rc::new(Cell::new(false));
-        state.status.set(Status::Connecting);
 
         spawn_local(async move {
             let mut pace = Pace::new(js_sys::Date::now());
@@ -74,10 +76,7 @@ impl Connection {
 
         let quiet = Rc::clone(&closed_by_us);
         spawn_local(async move {
-            let mut closed = Status::Closed {
-                code: ABNORMAL_CLOSURE,
-                reason: String::new(),
-            };
+            let (mut code, mut reason) = (ABNORMAL_CLOSURE, String::new());
             // The server's first frames come right after the upgrade (the
             // user list): until one arrives, the handshake may have failed.
             let mut opened = false;
@@ -86,10 +85,7 @@ impl Connection {
                     Ok(Message::Text(text)) => match ServerEvent::from_json(&text) {
                         Ok(event) => {
                             opened = true;
-                            if state.status.try_get_untracked() != Some(Status::Connected) {
-                                state.status.try_set(Status::Connected);
-                            }
-                            state.apply(event, js_sys::Date::now());
+                            on_event(event);
                         }
                         // A newer server may send events this page does not
                         // know yet; skipping them keeps the chat working. The
@@ -99,31 +95,21 @@ impl Connection {
                     },
                     Ok(Message::Bytes(_)) => {}
                     Err(WebSocketError::ConnectionClose(event)) => {
-                        closed = Status::Closed {
-                            code: event.code,
-                            reason: event.reason,
-                        };
+                        (code, reason) = (event.code, event.reason);
                         break;
                     }
                     Err(_) => {}
                 }
             }
-            let dropped = matches!(
-                closed,
-                Status::Closed {
-                    code: ABNORMAL_CLOSURE,
-                    ..
-                }
-            );
             if !opened
-                && dropped
+                && code == ABNORMAL_CLOSURE
                 && !quiet.get()
                 && let Some(refused) = refusal(&path).await
             {
-                closed = refused;
+                (code, reason) = refused;
             }
             if !quiet.get() {
-                state.status.try_set(closed);
+                on_close(code, reason);
             }
         });
 
@@ -146,40 +132,6 @@ impl Connection {
     pub(crate) fn close(&self) {
         self.closed_by_us.set(true);
         let _ = self.raw.close_with_code(NORMAL_CLOSURE);
-    }
-}
-
-/// The page's own token bucket, a little under the server's default flood
-/// limit: a burst of queued messages (the outbox after a reconnect, a fast
-/// typist) goes out as fast as the server takes it instead of being
-/// refused with "Slow down" and left "Sending…".
-pub(crate) struct Pace {
-    tokens: f64,
-    at_ms: f64,
-}
-
-impl Pace {
-    const PER_MS: f64 = DEFAULT_MESSAGE_RATE as f64 * 0.9 / 1000.0;
-    const BURST: f64 = (DEFAULT_MESSAGE_BURST - 2) as f64;
-
-    pub(crate) fn new(now_ms: f64) -> Self {
-        Pace {
-            tokens: Self::BURST,
-            at_ms: now_ms,
-        }
-    }
-
-    /// Takes a token for one frame sent at `now_ms`: how many ms to wait
-    /// before sending it.
-    pub(crate) fn take(&mut self, now_ms: f64) -> f64 {
-        let elapsed = (now_ms - self.at_ms).max(0.0);
-        self.tokens = (self.tokens + elapsed * Self::PER_MS).min(Self::BURST) - 1.0;
-        self.at_ms = now_ms;
-        if self.tokens >= 0.0 {
-            0.0
-        } else {
-            -self.tokens / Self::PER_MS
-        }
     }
 }
 
@@ -225,7 +177,7 @@ fn socket_url(path: &str) -> Result<String, String> {
 /// - 429 or 503 (limits): worth retrying later, with the reason shown;
 /// - anything else (426: the server would have upgraded it; no answer: it
 ///   is down): `None`, the network's fault, retried as any drop.
-async fn refusal(path: &str) -> Option<Status> {
+async fn refusal(path: &str) -> Option<(u16, String)> {
     let origin = window().location().origin().unwrap_or_default();
     let origin = String::from(js_sys::encode_uri_component(&origin));
     let (status, body) = http::get(&format!("{path}&{ORIGIN_PARAM}={origin}")).await?;
@@ -247,39 +199,10 @@ async fn refusal(path: &str) -> Option<Status> {
         429 | 503 => ABNORMAL_CLOSURE,
         _ => return None,
     };
-    Some(Status::Closed { code, reason })
+    Some((code, reason))
 }
 
 /// Said with a 401: what a person without a token can do about it. (A
 /// word joiner after the `?`, or narrow screens break the line there.)
 const TOKEN_HINT: &str =
     " (open Banter with the link you were given: the one that ends in ?\u{2060}accessToken=…)";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paced_frames_never_exceed_the_servers_default_bucket() {
-        // 200 frames queued at once, sent when the pace allows.
-        let mut pace = Pace::new(0.0);
-        let mut now = 0.0;
-        let (rate, burst) = (
-            f64::from(DEFAULT_MESSAGE_RATE) / 1000.0,
-            f64::from(DEFAULT_MESSAGE_BURST),
-        );
-        let (mut server_tokens, mut server_at) = (burst, 0.0);
-        for frame in 0..200 {
-            now += pace.take(now);
-            server_tokens = (server_tokens + (now - server_at) * rate).min(burst);
-            server_at = now;
-            assert!(
-                server_tokens >= 1.0,
-                "frame {frame} at {now} ms would be refused"
-            );
-            server_tokens -= 1.0;
-        }
-        // The first 18 go at once, the rest at 9 a second.
-        assert!((now - 182.0 / 9.0 * 1000.0).abs() < 1.0, "{now}");
-    }
-}

@@ -4,45 +4,13 @@ use std::collections::BTreeSet;
 
 use leptos::prelude::*;
 
-use crate::protocol::{ChatMessage, ServerEvent, close_code};
+use crate::{
+    protocol::{ChatMessage, ServerEvent},
+    supervisor::{Link, Pending},
+};
 
 /// How long "alice is typing…" stays up after her last `typing` event.
 pub(crate) const TYPING_SHOWN_MS: f64 = 5_000.0;
-
-/// Where the connection stands, as shown to the user.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Status {
-    Connecting,
-    Connected,
-    /// Dropped; a new attempt is scheduled. `reason` is the server's
-    /// words when it gave any.
-    Waiting {
-        reason: String,
-    },
-    /// The socket closed for good; `reason` is the server's words when it
-    /// gave any.
-    Closed {
-        code: u16,
-        reason: String,
-    },
-}
-
-impl Status {
-    /// The server refused this user (taken or invalid name or room, or a
-    /// missing or refused access token): reconnecting the same way would be
-    /// refused again.
-    pub(crate) fn is_refusal(&self) -> bool {
-        matches!(self, Status::Closed { code, .. } if *code == close_code::POLICY)
-    }
-}
-
-/// A message typed here, not yet echoed back by the server (so not yet
-/// stored): shown as "sending…" and sent again after a reconnect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub(crate) client_id: String,
-    pub(crate) text: String,
-}
 
 /// Reactive chat state for one room. `Copy` (signals are handles), so every
 /// component and callback can hold it.
@@ -54,13 +22,15 @@ pub(crate) struct ChatState {
     pub(crate) more: RwSignal<bool>,
     /// A `load-history` is on its way.
     pub(crate) loading: RwSignal<bool>,
-    /// Messages typed here and not yet confirmed, in the order typed.
+    /// Messages typed here and not yet confirmed, in the order typed: the
+    /// supervisor's outbox, as shown ("sending…").
     pub(crate) pending: RwSignal<Vec<Pending>>,
     /// Who is online.
     pub(crate) users: RwSignal<BTreeSet<String>>,
     /// Who is typing, with when to stop showing it (ms since the epoch).
     pub(crate) typing: RwSignal<Vec<(String, f64)>>,
-    pub(crate) status: RwSignal<Status>,
+    /// Where the connection stands (the supervisor's, as shown).
+    pub(crate) status: RwSignal<Link>,
     /// The server's last `error` event, shown until the next send.
     pub(crate) notice: RwSignal<Option<String>>,
 }
@@ -80,16 +50,9 @@ impl ChatState {
             pending: RwSignal::new(Vec::new()),
             users: RwSignal::new(BTreeSet::new()),
             typing: RwSignal::new(Vec::new()),
-            status: RwSignal::new(Status::Connecting),
+            status: RwSignal::new(Link::Connecting),
             notice: RwSignal::new(None),
         }
-    }
-
-    /// The newest message id this page has: what to resume from.
-    pub(crate) fn newest_id(&self) -> Option<u64> {
-        self.messages
-            .try_with_untracked(|all| all.last().map(|m| m.id))
-            .flatten()
     }
 
     /// Applies one server event. `try_` updates: a late event arriving after
@@ -98,22 +61,12 @@ impl ChatState {
     pub(crate) fn apply(&self, event: ServerEvent, now: f64) {
         match event {
             ServerEvent::SendMessage(message) => {
-                if let Some(id) = &message.client_id {
-                    self.pending
-                        .try_update(|pending| pending.retain(|p| &p.client_id != id));
-                }
                 let author = message.username.clone();
                 self.messages.try_update(|all| insert(all, message));
                 self.typing
                     .try_update(|typing| typing.retain(|(name, _)| *name != author));
             }
             ServerEvent::History { messages, more } => {
-                let confirmed: Vec<String> = messages
-                    .iter()
-                    .filter_map(|m| m.client_id.clone())
-                    .collect();
-                self.pending
-                    .try_update(|pending| pending.retain(|p| !confirmed.contains(&p.client_id)));
                 self.messages.try_update(|all| {
                     if merge_page(all, messages) {
                         self.more.try_set(more);

@@ -1,12 +1,14 @@
-//! One room's chat screen: owns the connection, keeps it alive, and lays
-//! out the parts.
+//! One room's chat screen: runs the connection and lays out the parts.
 //!
-//! Reconnecting is automatic: after any drop that was not a refusal, the
-//! next attempt comes after an exponential, jittered wait (shown, with a
-//! "Reconnect now"), and resumes from the newest message this page has, so
-//! the server sends exactly what was missed. Messages typed meanwhile wait
-//! in the outbox with their client ids and go out once connected; the
-//! server stores each client id once, so a resend never duplicates.
+//! What to do about the connection is the [`Supervisor`]'s decision, shared
+//! with the terminal client: this component opens the socket it asks for,
+//! feeds it what the socket says, sends what it returns, keeps its one
+//! timer, and shows its state (the link in the top bar, the outbox as
+//! "sending…"). So a drop is retried after an exponential, jittered wait
+//! (shown, with a "Reconnect now") and resumes from the newest message
+//! here; messages typed meanwhile wait in the outbox and go out once
+//! connected, never twice; a refusal of the name sends the page back to
+//! the join form with the reason.
 
 use std::time::Duration;
 
@@ -14,17 +16,13 @@ use leptos::prelude::*;
 
 use super::{ConnectionStatus, MessageInput, MessageList, RoomList, TypingIndicator, UserList};
 use crate::{
-    client::{ChatState, Connection, Pending, Status, backoff, new_client_id},
-    protocol::{ClientEvent, DELIVERY_PAUSED},
+    client::{ChatState, Connection, new_client_id},
+    protocol::{ClientEvent, ServerEvent},
+    supervisor::{Due, Link, Supervisor},
 };
 
-/// After "Delivery is paused", the outbox is sent again this much later
-/// (and again after each such refusal), so it goes out once delivery is
-/// back without waiting for a reconnect.
-const PAUSED_RETRY: Duration = Duration::from_secs(2);
-
-/// Banter's client sends `typing` at most this often while the user types.
-const TYPING_EVERY_MS: f64 = 2_000.0;
+/// What the browser reports when a socket drops without a close frame.
+const ABNORMAL_CLOSURE: u16 = 1006;
 
 #[component]
 pub(crate) fn ChatRoom(
@@ -38,97 +36,104 @@ pub(crate) fn ChatRoom(
     on_switch: Callback<String>,
 ) -> impl IntoView {
     let state = ChatState::new();
-    // The socket is a browser object: thread-local storage.
+    let supervisor = StoredValue::new(Supervisor::default());
+    // The socket and the timer are browser objects: thread-local storage.
     let connection = StoredValue::new_local(None::<Connection>);
+    let timer = StoredValue::new_local(None::<TimeoutHandle>);
     let attempt = RwSignal::new(0u32);
-    let failures = StoredValue::new(0u32);
-    let retry = StoredValue::new_local(None::<TimeoutHandle>);
+
+    let send_event = move |event: &ClientEvent| {
+        connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(event)))
+    };
+    // The supervisor's state, on screen.
+    let show = move || {
+        supervisor.with_value(|s| {
+            if state.status.with_untracked(|link| link != s.link()) {
+                state.status.try_set(s.link().clone());
+            }
+            if state.pending.with_untracked(|p| p != s.outbox()) {
+                state.pending.try_set(s.outbox().to_vec());
+            }
+        })
+    };
+    // One timer, at the supervisor's next deadline.
+    let arm = move || {
+        if let Some(old) = timer.try_update_value(|t| t.take()).flatten() {
+            old.clear();
+        }
+        let Some(Some(at)) = supervisor.try_with_value(|s| s.deadline()) else {
+            return;
+        };
+        let wait = (at - js_sys::Date::now()).max(0.0);
+        let fire = move || {
+            timer.try_set_value(None);
+            match supervisor.try_update_value(|s| s.poll(js_sys::Date::now())) {
+                Some(Due::Reconnect) => {
+                    attempt.try_update(|n| *n += 1);
+                }
+                Some(Due::Resend(events)) => {
+                    // Shown again by the next refusal if still paused.
+                    state.notice.try_set(None);
+                    for event in &events {
+                        send_event(event);
+                    }
+                }
+                _ => {}
+            }
+        };
+        let handle = set_timeout_with_handle(fire, Duration::from_millis(wait as u64)).ok();
+        timer.set_value(handle);
+    };
+    let closed = move |code: u16, reason: String| {
+        supervisor.try_update_value(|s| {
+            s.closed(code, reason, js_sys::Date::now(), js_sys::Math::random())
+        });
+        show();
+        arm();
+    };
 
     let (username, room_name) = (name.clone(), room.clone());
     Effect::new(move |_| {
         attempt.track();
-        let since = state.newest_id();
-        connection.update_value(|current| {
-            if let Some(old) = current.take() {
-                old.close();
+        let since = supervisor.try_update_value(|s| s.connecting()).flatten();
+        show();
+        let on_event = move |event: ServerEvent| {
+            let now = js_sys::Date::now();
+            let Some(sends) = supervisor.try_update_value(|s| s.received(&event, now)) else {
+                return;
+            };
+            state.apply(event, now);
+            for event in &sends {
+                send_event(event);
             }
-            match Connection::open(&username, &room_name, since, state) {
-                Ok(conn) => *current = Some(conn),
-                Err(reason) => state.status.set(Status::Closed { code: 0, reason }),
+            show();
+            arm();
+        };
+        let opened = Connection::open(&username, &room_name, since, on_event, closed);
+        let opened = match opened {
+            Ok(conn) => Some(conn),
+            Err(reason) => {
+                closed(ABNORMAL_CLOSURE, reason);
+                None
+            }
+        };
+        connection.update_value(|current| {
+            if let Some(old) = std::mem::replace(current, opened) {
+                old.close();
             }
         });
     });
-    let send_event = move |event: &ClientEvent| {
-        connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(event)))
-    };
-    let reconnect_now = move || {
-        if let Some(timer) = retry.try_update_value(|t| t.take()).flatten() {
-            timer.clear();
-        }
-        attempt.update(|n| *n += 1);
-    };
-    Effect::new(move |_| match state.status.get() {
-        Status::Connected => {
-            failures.set_value(0);
-            // The outbox, in the order typed. Anything the server already
-            // stored is dropped there by its client id.
-            for Pending { client_id, text } in state.pending.get_untracked() {
-                send_event(&ClientEvent::SendMessage {
-                    message: text,
-                    client_id: Some(client_id),
-                });
-            }
-        }
-        status @ Status::Closed { .. } if status.is_refusal() => {
-            if let Status::Closed { reason, .. } = status {
-                on_leave.run(Some(reason));
-            }
-        }
-        Status::Closed { reason, .. } => {
-            let failed = failures.get_value();
-            failures.set_value(failed.saturating_add(1));
-            let wait = backoff::delay_ms(failed, js_sys::Math::random());
-            state.status.set(Status::Waiting { reason });
-            let timer = set_timeout_with_handle(
-                move || {
-                    retry.try_set_value(None);
-                    attempt.try_update(|n| *n += 1);
-                },
-                Duration::from_millis(wait as u64),
-            )
-            .ok();
-            retry.set_value(timer);
-        }
-        Status::Connecting | Status::Waiting { .. } => {}
-    });
-    // Delivery paused (a cluster's Redis is unreachable): the outbox is
-    // kept, and sent again a moment later; the server drops what it already
-    // has by client id.
-    let retry_scheduled = StoredValue::new(false);
     Effect::new(move |_| {
-        let paused = state
-            .notice
-            .with(|n| n.as_deref().is_some_and(|n| n.starts_with(DELIVERY_PAUSED)));
-        if paused && !retry_scheduled.get_value() {
-            retry_scheduled.set_value(true);
-            set_timeout(
-                move || {
-                    retry_scheduled.try_set_value(false);
-                    // Shown again by the next refusal if still paused.
-                    state.notice.try_set(None);
-                    if state.status.get_untracked() == Status::Connected {
-                        for Pending { client_id, text } in state.pending.get_untracked() {
-                            send_event(&ClientEvent::SendMessage {
-                                message: text,
-                                client_id: Some(client_id),
-                            });
-                        }
-                    }
-                },
-                PAUSED_RETRY,
-            );
+        if let Link::Refused { reason } = state.status.get() {
+            on_leave.run(Some(reason));
         }
     });
+    let reconnect_now = move || {
+        supervisor.update_value(|s| s.retry_now());
+        if supervisor.try_update_value(|s| s.poll(js_sys::Date::now())) == Some(Due::Reconnect) {
+            attempt.update(|n| *n += 1);
+        }
+    };
     // Typing indicators fade out on their own.
     if let Ok(ticker) = set_interval_with_handle(
         move || state.expire_typing(js_sys::Date::now()),
@@ -137,8 +142,9 @@ pub(crate) fn ChatRoom(
         on_cleanup(move || ticker.clear());
     }
     on_cleanup(move || {
-        if let Some(timer) = retry.try_update_value(|t| t.take()).flatten() {
-            timer.clear();
+        supervisor.try_update_value(|s| s.close());
+        if let Some(old) = timer.try_update_value(|t| t.take()).flatten() {
+            old.clear();
         }
         connection.try_update_value(|current| {
             if let Some(conn) = current.take() {
@@ -149,27 +155,21 @@ pub(crate) fn ChatRoom(
 
     let send = move |text: String| {
         state.notice.set(None);
-        let pending = Pending {
-            client_id: new_client_id(),
-            text,
-        };
-        state.pending.update(|all| all.push(pending.clone()));
-        if state.status.get_untracked() == Status::Connected {
-            send_event(&ClientEvent::SendMessage {
-                message: pending.text,
-                client_id: Some(pending.client_id),
-            });
+        if let Some(event) = supervisor
+            .try_update_value(|s| s.send(new_client_id(), text))
+            .flatten()
+        {
+            send_event(&event);
         }
+        show();
         true
     };
-    let last_typing = StoredValue::new(f64::NEG_INFINITY);
     let typing = move |_| {
-        let now = js_sys::Date::now();
-        if now - last_typing.get_value() >= TYPING_EVERY_MS
-            && state.status.get_untracked() == Status::Connected
+        if let Some(event) = supervisor
+            .try_update_value(|s| s.typing(js_sys::Date::now()))
+            .flatten()
         {
-            last_typing.set_value(now);
-            send_event(&ClientEvent::Typing);
+            send_event(&event);
         }
     };
     let load_older = move |_| {

@@ -3,7 +3,7 @@
 
 use leptos::{ev::SubmitEvent, html, prelude::*};
 
-use crate::{client::Status, protocol::MAX_MESSAGE_CHARS};
+use crate::{protocol::MAX_MESSAGE_CHARS, supervisor::Link};
 
 #[component]
 pub(crate) fn MessageInput(
@@ -15,7 +15,7 @@ pub(crate) fn MessageInput(
     on_typing: Callback<()>,
     /// The connection (only changes the hint). The signal itself rather
     /// than a derived `Signal<bool>`, which costs the WASM more.
-    status: RwSignal<Status>,
+    status: RwSignal<Link>,
 ) -> impl IntoView {
     let input: NodeRef<html::Input> = NodeRef::new();
     // `autofocus` only acts on page load; the chat appears later, so focus
@@ -44,7 +44,7 @@ pub(crate) fn MessageInput(
                 type="text"
                 aria-label="Message"
                 placeholder=move || {
-                    if status.get() == Status::Connected { "Write a message…" } else { "Offline: messages will be sent on reconnecting" }
+                    if status.get() == Link::Connected { "Write a message…" } else { "Offline: messages will be sent on reconnecting" }
                 }
                 maxlength=MAX_MESSAGE_CHARS
                 autocomplete="off"

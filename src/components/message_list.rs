@@ -3,10 +3,7 @@
 
 use leptos::{html, prelude::*};
 
-use crate::{
-    client::{ChatState, Pending},
-    protocol::ChatMessage,
-};
+use crate::{client::ChatState, protocol::ChatMessage, supervisor::Pending};
 
 /// How close to the bottom (px) still counts as "reading the newest", so
 /// new messages keep the view pinned to the bottom.

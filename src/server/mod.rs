@@ -137,7 +137,13 @@ pub(crate) fn router(state: AppState) -> Router {
         // with a 404 status.
         .route("/r/{room}", get(leptos_axum::render_app_to_stream(page)))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(CompressionLayer::new());
+        .layer(CompressionLayer::new())
+        // A WebSocket on a page address is a plain-text chat: taken before
+        // compression and rendering see it.
+        .layer(axum::middleware::from_fn_with_state(
+            ws::Endpoint::from_ref(&state),
+            ws::page_or_plain_text,
+        ));
     // The socket route is registered plainly, before the Leptos routes and
     // their fallback (leptos#4030), and is not wrapped in compression.
     Router::new()

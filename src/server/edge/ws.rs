@@ -1,5 +1,7 @@
-//! The WebSocket endpoint:
-//! `GET /start_web_socket?username=NAME[&room=ROOM][&since=ID][&presence=delta]`.
+//! The WebSocket endpoints:
+//! `GET /start_web_socket?username=NAME[&room=ROOM][&since=ID][&presence=delta]`
+//! (JSON events), and an upgrade on a page address, `/` or `/r/ROOM`
+//! (`[?username=NAME]`, plain text).
 //!
 //! Only the HTTP side lives here; once upgraded, the socket belongs to
 //! [`super::connection`]. Who may connect is checked *before* the upgrade
@@ -13,10 +15,11 @@ use std::sync::Arc;
 
 use axum::{
     extract::{
-        Extension, Query, State,
+        Extension, FromRequestParts, Query, Request, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, StatusCode, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -24,7 +27,12 @@ use tracing::info;
 
 use tokio_util::task::TaskTracker;
 
-use super::{access::Access, admission::Admission, client_addr::ClientAddr, connection};
+use super::{
+    access::Access,
+    admission::Admission,
+    client_addr::ClientAddr,
+    connection::{self, Dialect},
+};
 use crate::{
     protocol::PRESENCE_DELTA,
     server::{
@@ -97,10 +105,94 @@ pub(crate) async fn start_web_socket(
     Query(params): Query<JoinParams>,
     State(state): State<Endpoint>,
 ) -> Response {
+    let style = match params.presence.as_deref() {
+        Some(PRESENCE_DELTA) => PresenceStyle::Delta,
+        _ => PresenceStyle::List,
+    };
+    let room = params.room.clone();
+    open(
+        state,
+        upgrade,
+        client,
+        &headers,
+        params,
+        room,
+        style,
+        Dialect::Json,
+    )
+    .await
+}
+
+/// A WebSocket upgrade on a page address (`/` or `/r/ROOM`) is a plain-text
+/// chat in that room (see `connection::dialect`); every other request to
+/// those addresses is the page, as before. Layered over the page routes,
+/// so the page router needs no second route per path.
+pub(crate) async fn page_or_plain_text(
+    State(state): State<Endpoint>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let wants_socket = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
+    let room = match request.uri().path() {
+        "/" => None,
+        path => match path.strip_prefix("/r/") {
+            Some(room) if !room.contains('/') => Some(room.to_owned()),
+            _ => return next.run(request).await,
+        },
+    };
+    if !wants_socket {
+        return next.run(request).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    let Some(ClientAddr(client)) = parts.extensions.get::<ClientAddr>().copied() else {
+        tracing::error!("no client address on a request");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let params = match Query::<JoinParams>::try_from_uri(&parts.uri) {
+        Ok(Query(params)) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await;
+    // A malformed handshake is the client's error, said plainly: this
+    // address is a page, so "426 Upgrade Required" would be wrong.
+    let upgrade = match upgrade {
+        Ok(upgrade) => Ok(upgrade),
+        Err(rejection) => return rejection.into_response(),
+    };
+    let headers = parts.headers;
+    open(
+        state,
+        upgrade,
+        client,
+        &headers,
+        params,
+        room,
+        PresenceStyle::Delta,
+        Dialect::Text,
+    )
+    .await
+}
+
+/// Both endpoints from here on: access, then admission, then the upgrade.
+#[allow(clippy::too_many_arguments)]
+async fn open(
+    state: Endpoint,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    client: std::net::IpAddr,
+    headers: &HeaderMap,
+    params: JoinParams,
+    room: Option<String>,
+    style: PresenceStyle,
+    dialect: Dialect,
+) -> Response {
     let admitted = state
         .access
         .check(
-            &headers,
+            headers,
             params.origin.as_deref(),
             params.access_token.as_deref(),
         )
@@ -132,10 +224,6 @@ pub(crate) async fn start_web_socket(
                 .into_response();
         }
     };
-    let style = match params.presence.as_deref() {
-        Some(PRESENCE_DELTA) => PresenceStyle::Delta,
-        _ => PresenceStyle::List,
-    };
     let Endpoint {
         hub,
         signals,
@@ -151,12 +239,12 @@ pub(crate) async fn start_web_socket(
         .on_upgrade(move |socket| {
             let request = JoinRequest {
                 username: params.username,
-                room: params.room,
+                room,
                 style,
                 since: params.since,
             };
             connections.track_future(connection::run(
-                socket, request, hub, signals, settings, ticket,
+                socket, request, dialect, hub, signals, settings, ticket,
             ))
         })
 }

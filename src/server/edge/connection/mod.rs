@@ -14,6 +14,7 @@
 //! left in its ring, then closes with 1001. So a message someone was shown
 //! as sent reaches everyone still connected before they are told to go.
 
+mod dialect;
 mod reader;
 mod writer;
 
@@ -31,9 +32,11 @@ use crate::{
         chat::room::Room,
         config::SocketSettings,
         edge::admission::Ticket,
-        hub::{Hub, JoinRequest},
+        hub::{Hub, JoinError, JoinRequest, Membership},
     },
 };
+pub(crate) use dialect::Dialect;
+use dialect::Speech;
 
 /// Error replies queued for one client. Small on purpose: a client that
 /// floods bad input without reading the answers only slows its own reader.
@@ -108,6 +111,7 @@ pub(crate) struct Signals {
 pub(crate) async fn run(
     socket: WebSocket,
     request: JoinRequest,
+    dialect: Dialect,
     hub: Arc<Hub>,
     signals: Signals,
     settings: SocketSettings,
@@ -116,7 +120,7 @@ pub(crate) async fn run(
     let (mut sink, mut stream) = socket.split();
     let style = request.style;
     let username = request.username.clone();
-    let membership = match hub.join(request).await {
+    let membership = match join(&hub, request, dialect).await {
         Ok(membership) => membership,
         Err(err) => {
             info!(user = %username, reason = %err, "join refused");
@@ -137,6 +141,7 @@ pub(crate) async fn run(
         stop_writer.clone(),
         signals.goodbye,
         settings,
+        Speech::new(dialect),
     ));
     let reader = reader::read_loop(
         &mut stream,
@@ -145,6 +150,7 @@ pub(crate) async fn run(
         &hub,
         replies,
         &settings,
+        dialect,
         &signals.shutdown,
     );
     let reason = tokio::select! {
@@ -189,6 +195,30 @@ pub(crate) async fn run(
         },
     };
     log_end(&name, &room, &hub, reason);
+}
+
+/// How many guest names a nameless plain-text client is offered before
+/// its join is refused as taken (each is one of 9,000).
+const GUEST_TRIES: usize = 8;
+
+/// Joins as asked. A plain-text client that gave no name (the tutorials'
+/// clients give none) is a guest, `guest-1234`, with a free number.
+async fn join(
+    hub: &Arc<Hub>,
+    mut request: JoinRequest,
+    dialect: Dialect,
+) -> Result<Membership, JoinError> {
+    if dialect == Dialect::Json || !request.username.trim().is_empty() {
+        return hub.join(request).await;
+    }
+    let mut tries = 0;
+    loop {
+        request.username = format!("guest-{}", fastrand::u16(1000..10_000));
+        match hub.join(request.clone()).await {
+            Err(JoinError::Taken(_)) if tries + 1 < GUEST_TRIES => tries += 1,
+            joined => return joined,
+        }
+    }
 }
 
 /// Reads and discards until the client's close frame or the end.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::Disconnect;
+use super::{Disconnect, dialect::Dialect};
 use crate::{
     protocol::{ClientEvent, ServerEvent, close_code},
     server::{
@@ -38,6 +38,7 @@ pub(super) async fn read_loop<S>(
     hub: &Hub,
     replies: mpsc::Sender<Reply>,
     settings: &SocketSettings,
+    dialect: Dialect,
     shutdown: &CancellationToken,
 ) -> Disconnect
 where
@@ -83,7 +84,7 @@ where
             }
         }
         let reply = match message {
-            Ok(Message::Text(text)) => match serde_json::from_str::<ClientEvent>(&text) {
+            Ok(Message::Text(text)) => match dialect.read(&text) {
                 Ok(ClientEvent::SendMessage { message, client_id }) => {
                     match hub.publish(room, name, message, client_id, &replies).await {
                         Ok(()) => None,
@@ -108,11 +109,9 @@ where
                     }
                     None
                 }
-                Err(err) => Some(encode_error(format!("Could not use that event: {err}"))),
+                Err(reason) => Some(encode_error(reason)),
             },
-            Ok(Message::Binary(_)) => Some(encode_error(
-                "Binary frames are not supported; send JSON text frames".to_string(),
-            )),
+            Ok(Message::Binary(_)) => Some(encode_error(dialect.binary_refused().to_string())),
             Ok(Message::Close(frame)) => {
                 return Disconnect::ClientClosed(frame.map(|f| f.code));
             }

@@ -8,11 +8,11 @@ use futures::{Sink, SinkExt};
 use tokio::sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Disconnect, close};
+use super::{Disconnect, close, dialect::Speech};
 use crate::{
     protocol::close_code,
     server::{
-        chat::frame::{Frame, Reply},
+        chat::frame::{Frame, Outbound, Reply},
         config::SocketSettings,
         hub::Membership,
         metrics,
@@ -51,13 +51,18 @@ pub(super) async fn write_loop<S>(
     stop: CancellationToken,
     goodbye: CancellationToken,
     settings: SocketSettings,
+    mut speech: Speech,
 ) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     // The snapshot can be large (a resume sends up to 10,000 messages): a
     // client that does not read it is as stalled as one that stops later.
-    let snapshot = std::mem::take(&mut membership.snapshot);
+    let snapshot = speech.snapshot(
+        std::mem::take(&mut membership.snapshot),
+        membership.name(),
+        membership.room().name(),
+    );
     let frames = snapshot.len() as u64;
     let written = timed_write(settings.stall_timeout, async {
         for frame in snapshot {
@@ -81,12 +86,15 @@ where
             biased;
             _ = stop.cancelled() => {
                 if goodbye.is_cancelled() {
-                    return say_goodbye(&mut sink, &mut membership).await;
+                    return say_goodbye(&mut sink, &mut membership, &mut speech).await;
                 }
                 return Disconnect::ClientClosed(None);
             }
             Some(reply) = replies.recv() => match reply {
-                Reply::Frame(frame) => frame,
+                Reply::Frame(frame) => match speech.say(frame) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
                 Reply::Close { code, reason } => {
                     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(close(code, reason))).await;
                     return Disconnect::BadInput { code, reason };
@@ -99,7 +107,7 @@ where
                 }
             },
             event = membership.events.recv() => match event {
-                Ok(event) => match membership.wanted(event) {
+                Ok(event) => match wanted(&membership, &mut speech, event) {
                     Some(frame) => frame,
                     None => continue,
                 },
@@ -122,7 +130,7 @@ where
                 }
             }
         };
-        let batch = write_batch(&mut sink, first, &mut membership);
+        let batch = write_batch(&mut sink, first, &mut membership, &mut speech);
         if let Err(why) = timed_write(settings.stall_timeout, batch).await {
             return fall_behind(&mut sink, membership, replies, why).await;
         }
@@ -148,14 +156,18 @@ async fn timed_write(
 /// The server is going: everything already in the ring for this client
 /// goes out, then 1001. Bounded by the server's shutdown deadline: at it
 /// the process exits, writer or not, if a client does not read.
-async fn say_goodbye<S>(sink: &mut S, membership: &mut Membership) -> Disconnect
+async fn say_goodbye<S>(
+    sink: &mut S,
+    membership: &mut Membership,
+    speech: &mut Speech,
+) -> Disconnect
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     loop {
         match membership.events.try_recv() {
             Ok(event) => {
-                if let Some(frame) = membership.wanted(event)
+                if let Some(frame) = wanted(membership, speech, event)
                     && sink.feed(Message::Text(frame)).await.is_err()
                 {
                     return Disconnect::ServerShutdown;
@@ -179,6 +191,7 @@ async fn write_batch<S>(
     sink: &mut S,
     first: Frame,
     membership: &mut Membership,
+    speech: &mut Speech,
 ) -> Result<Option<u64>, axum::Error>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
@@ -187,7 +200,7 @@ where
     let mut frames = 1;
     for _ in 1..WRITE_BATCH {
         let frame = match membership.events.try_recv() {
-            Ok(event) => match membership.wanted(event) {
+            Ok(event) => match wanted(membership, speech, event) {
                 Some(frame) => frame,
                 None => continue,
             },
@@ -200,6 +213,12 @@ where
     sink.flush().await?;
     metrics::delivered(frames);
     Ok(None)
+}
+
+/// The frame to send for a ring event, if this client is to get one: meant
+/// for it, and said in its dialect.
+fn wanted(membership: &Membership, speech: &mut Speech, event: Outbound) -> Option<Frame> {
+    membership.wanted(event).and_then(|frame| speech.say(frame))
 }
 
 /// Ends a connection whose write failed (`why`). A lost one just ends. One

@@ -1,0 +1,6 @@
+//! `banter-cli`: the chat from a terminal. See `banter::cli`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    banter::cli::main().await
+}
