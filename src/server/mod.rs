@@ -14,11 +14,13 @@
 //! - [`edge`]: the network edge: accept loop, access, admission, refusals,
 //!   the WebSocket handler, each socket's reader and writer, flood limits.
 //! - [`site`]: the built bundle, `/api/rooms`, `/healthz`.
+//! - [`bot`]: the optional help bot, a client of this server like any other.
 //! - [`shutdown`]: the signal, and draining connections with 1001.
 //!
 //! This module wires them: [`AppState`], the [`router`], [`serve`] and the
 //! binary's [`main`].
 
+pub(crate) mod bot;
 pub(crate) mod chat;
 pub(crate) mod cluster;
 pub(crate) mod config;
@@ -218,6 +220,19 @@ pub async fn main() -> ExitCode {
     if let Some(database_url) = &config.import_sqlite_into {
         return import_sqlite(&config.data_dir, database_url).await;
     }
+    // Before anything listens: a keyword file that cannot be used stops
+    // the start, naming its line.
+    let keywords = match &config.help_bot {
+        Some(settings) => match bot::Keywords::load(&settings.keywords) {
+            Ok(keywords) => Some(keywords),
+            Err(err) => {
+                error!(%err, "cannot start the help bot");
+                eprintln!("banter: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     if let Err(err) = std::fs::create_dir_all(&config.data_dir) {
         error!(dir = %config.data_dir.display(), %err, "cannot create the data directory");
         return ExitCode::FAILURE;
@@ -263,6 +278,22 @@ pub async fn main() -> ExitCode {
     }
     info!(%addr, data_dir = %config.data_dir.display(), "Banter is running at http://{addr}/");
     println!("Banter is running at http://{addr}/  (Ctrl-C to stop)");
+    if let (Some(keywords), Some(settings)) = (keywords, &config.help_bot) {
+        // Its own address, reached over loopback when it listens on all.
+        let server = settings.server.clone().unwrap_or_else(|| {
+            let mut own = addr;
+            if own.ip().is_unspecified() {
+                own.set_ip(if own.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("ws://{own}")
+        });
+        let token = config.access.tokens.first().cloned();
+        tokio::spawn(bot::run(server, token, keywords, state.shutdown.clone()));
+    }
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         shutdown::signal().await;

@@ -174,6 +174,28 @@ pub(super) struct Cli {
     #[arg(long)]
     pub(super) import_sqlite: bool,
 
+    /// Run the help bot: `helpbot` in room `help`, greeting newcomers and
+    /// answering from `help-bot-keywords` (and mentions of @helpbot in
+    /// other rooms). It connects as an ordinary client.
+    #[arg(long, env = "BANTER_HELP_BOT")]
+    pub(super) help_bot: bool,
+
+    /// The help bot's keyword table (TOML). Without the file, the built-in
+    /// table (the repository's help-bot.toml) is used; a file that cannot
+    /// be read as one stops the server, naming the line.
+    #[arg(
+        long,
+        env = "BANTER_HELP_BOT_KEYWORDS",
+        value_name = "FILE",
+        default_value = "help-bot.toml"
+    )]
+    pub(super) help_bot_keywords: PathBuf,
+
+    /// The server the help bot talks to, as ws:// or wss://; by default
+    /// this one (its own listening address).
+    #[arg(long, env = "BANTER_HELP_BOT_SERVER", value_name = "URL")]
+    pub(super) help_bot_server: Option<String>,
+
     /// Most sockets open at once; beyond it a handshake gets 503.
     #[arg(
         long,

@@ -66,6 +66,16 @@ pub(crate) struct Config {
     pub(crate) cluster: Option<ClusterSettings>,
     /// Not serving: copy the SQLite history into this PostgreSQL, then exit.
     pub(crate) import_sqlite_into: Option<String>,
+    /// Set: run the help bot.
+    pub(crate) help_bot: Option<HelpBotSettings>,
+}
+
+/// See `--help-bot`.
+#[derive(Debug, Clone)]
+pub(crate) struct HelpBotSettings {
+    pub(crate) keywords: PathBuf,
+    /// `None`: this server's own address.
+    pub(crate) server: Option<String>,
 }
 
 /// Where a cluster keeps its shared state. No `Debug` of the URLs: they
@@ -251,6 +261,10 @@ impl From<Cli> for Config {
                 .import_sqlite
                 .then(|| cli.database_url.clone())
                 .flatten(),
+            help_bot: cli.help_bot.then(|| HelpBotSettings {
+                keywords: cli.help_bot_keywords.clone(),
+                server: cli.help_bot_server.clone(),
+            }),
             cluster: match (cli.redis_url, cli.database_url) {
                 (Some(redis_url), Some(database_url)) => Some(ClusterSettings {
                     redis_url,

@@ -88,6 +88,12 @@ where
                 if goodbye.is_cancelled() {
                     return say_goodbye(&mut sink, &mut membership, &mut speech).await;
                 }
+                // The reader has stopped: the client closed (or went). The
+                // close it sent is answered here, where the socket is
+                // written: without this the TCP connection ends with the
+                // reply unsent, and the client sees 1006 instead of its own
+                // clean close.
+                let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.close()).await;
                 return Disconnect::ClientClosed(None);
             }
             Some(reply) = replies.recv() => match reply {
