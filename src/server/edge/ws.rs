@@ -109,18 +109,12 @@ pub(crate) async fn start_web_socket(
         Some(PRESENCE_DELTA) => PresenceStyle::Delta,
         _ => PresenceStyle::List,
     };
-    let room = params.room.clone();
-    open(
-        state,
-        upgrade,
-        client,
-        &headers,
-        params,
-        room,
+    let wants = Wants {
+        room: params.room.clone(),
         style,
-        Dialect::Json,
-    )
-    .await
+        dialect: Dialect::Json,
+    };
+    open(state, upgrade, client, &headers, params, wants).await
 }
 
 /// A WebSocket upgrade on a page address (`/` or `/r/ROOM`) is a plain-text
@@ -163,31 +157,31 @@ pub(crate) async fn page_or_plain_text(
         Ok(upgrade) => Ok(upgrade),
         Err(rejection) => return rejection.into_response(),
     };
-    let headers = parts.headers;
-    open(
-        state,
-        upgrade,
-        client,
-        &headers,
-        params,
+    let wants = Wants {
         room,
-        PresenceStyle::Delta,
-        Dialect::Text,
-    )
-    .await
+        // Deltas are what a plain-text client's join and leave lines are
+        // made of (see `connection::dialect`).
+        style: PresenceStyle::Delta,
+        dialect: Dialect::Text,
+    };
+    open(state, upgrade, client, &parts.headers, params, wants).await
+}
+
+/// What a socket is for, once upgraded: where, and how it speaks.
+struct Wants {
+    room: Option<String>,
+    style: PresenceStyle,
+    dialect: Dialect,
 }
 
 /// Both endpoints from here on: access, then admission, then the upgrade.
-#[allow(clippy::too_many_arguments)]
 async fn open(
     state: Endpoint,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     client: std::net::IpAddr,
     headers: &HeaderMap,
     params: JoinParams,
-    room: Option<String>,
-    style: PresenceStyle,
-    dialect: Dialect,
+    wants: Wants,
 ) -> Response {
     let admitted = state
         .access
@@ -239,12 +233,18 @@ async fn open(
         .on_upgrade(move |socket| {
             let request = JoinRequest {
                 username: params.username,
-                room,
-                style,
+                room: wants.room,
+                style: wants.style,
                 since: params.since,
             };
             connections.track_future(connection::run(
-                socket, request, dialect, hub, signals, settings, ticket,
+                socket,
+                request,
+                wants.dialect,
+                hub,
+                signals,
+                settings,
+                ticket,
             ))
         })
 }

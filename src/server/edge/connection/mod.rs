@@ -143,14 +143,17 @@ pub(crate) async fn run(
         settings,
         Speech::new(dialect),
     ));
+    let speaker = reader::Speaker {
+        name: &name,
+        room: &room,
+        dialect,
+    };
     let reader = reader::read_loop(
         &mut stream,
-        &name,
-        &room,
+        speaker,
         &hub,
         replies,
         &settings,
-        dialect,
         &signals.shutdown,
     );
     let reason = tokio::select! {

@@ -30,20 +30,31 @@ use crate::{
 /// client sends one every 2 s while typing, so this only stops floods.
 const TYPING_EVERY: Duration = Duration::from_secs(1);
 
+/// Whom a reader reads for: the user, their room, and how their frames
+/// read.
+pub(super) struct Speaker<'a> {
+    pub(super) name: &'a Arc<str>,
+    pub(super) room: &'a Arc<Room>,
+    pub(super) dialect: Dialect,
+}
+
 /// Reads client events until the client closes or the connection fails.
 pub(super) async fn read_loop<S>(
     stream: &mut S,
-    name: &Arc<str>,
-    room: &Arc<Room>,
+    speaker: Speaker<'_>,
     hub: &Hub,
     replies: mpsc::Sender<Reply>,
     settings: &SocketSettings,
-    dialect: Dialect,
     shutdown: &CancellationToken,
 ) -> Disconnect
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
+    let Speaker {
+        name,
+        room,
+        dialect,
+    } = speaker;
     let mut last_typing: Option<Instant> = None;
     let mut flood = FloodGate::new(settings);
 
