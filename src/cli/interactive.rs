@@ -1,7 +1,7 @@
 //! Interactive mode: a person at a terminal.
 //!
-//! The line being typed belongs to rustyline, on a thread of its own (its
-//! `readline` blocks). Everything the chat prints goes through rustyline's
+//! The line being typed belongs to reedline, on a thread of its own (its
+//! `read_line` blocks). Everything the chat prints goes through reedline's
 //! external printer, which puts it above the prompt and redraws the
 //! half-typed line under it: an incoming message never garbles what the
 //! user is typing. The editor thread ends itself on `exit`, `/quit`,
@@ -10,7 +10,9 @@
 
 use std::process::ExitCode;
 
-use rustyline::{DefaultEditor, ExternalPrinter, error::ReadlineError};
+use std::{borrow::Cow, sync::mpsc::SyncSender};
+
+use reedline::{ExternalPrinter, Prompt, PromptEditMode, PromptHistorySearch, Reedline, Signal};
 use tokio::sync::mpsc;
 
 use super::{Exit, Output, Room, View, exit::fail, new_client_id};
@@ -54,7 +56,7 @@ pub(super) async fn run(target: Target, output: Output) -> ExitCode {
             }
         }
     }
-    let (mut printer, mut inputs) = match editor() {
+    let (printer, mut inputs) = match editor() {
         Ok(editor) => editor,
         Err(err) => {
             eprintln!("banter-cli: cannot use the terminal: {err}");
@@ -63,7 +65,7 @@ pub(super) async fn run(target: Target, output: Output) -> ExitCode {
         }
     };
     let mut print = move |line: String| {
-        let _ = printer.print(line);
+        let _ = printer.send(line);
     };
     let note = |view: &View, text: &str| {
         view.render()
@@ -165,30 +167,59 @@ async fn rooms(target: &Target, view: &View) -> String {
     }
 }
 
+/// How many printed lines may wait for the editor to show them (it looks
+/// every 100 ms); beyond, printing waits.
+const PRINT_QUEUE: usize = 4096;
+
 /// Starts the line editor on its own thread: the printer to print through,
 /// and what the user types.
-fn editor() -> Result<(impl ExternalPrinter, mpsc::UnboundedReceiver<Input>), ReadlineError> {
-    let mut editor = DefaultEditor::new()?;
-    let printer = editor.create_external_printer()?;
+fn editor() -> std::io::Result<(SyncSender<String>, mpsc::UnboundedReceiver<Input>)> {
+    let shown = ExternalPrinter::new(PRINT_QUEUE);
+    let printer = shown.sender();
     let (lines, inputs) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("line-editor".into())
         .spawn(move || {
+            let mut editor = Reedline::create().with_external_printer(shown);
             loop {
-                match editor.readline("> ") {
-                    Ok(line) if matches!(line.trim(), "exit" | "/quit") => break,
-                    Ok(line) => {
-                        let _ = editor.add_history_entry(line.as_str());
+                match editor.read_line(&Plain) {
+                    Ok(Signal::Success(line)) if matches!(line.trim(), "exit" | "/quit") => break,
+                    Ok(Signal::Success(line)) => {
                         if lines.send(Input::Line(line)).is_err() {
                             return;
                         }
                     }
                     // Ctrl-C, Ctrl-D, or the terminal gone.
-                    Err(_) => break,
+                    Ok(Signal::CtrlC | Signal::CtrlD) | Err(_) => break,
+                    Ok(_) => {}
                 }
             }
             let _ = lines.send(Input::Quit);
-        })
-        .map_err(ReadlineError::Io)?;
+        })?;
     Ok((printer, inputs))
+}
+
+/// The prompt: `> `, nothing else.
+struct Plain;
+
+impl Prompt for Plain {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
+        Cow::Borrowed("> ")
+    }
+
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed("  ")
+    }
+
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
+        Cow::Owned(format!("(search: {}) ", search.term))
+    }
 }

@@ -3,9 +3,13 @@
 //! `echo "deploy done" | banter-cli …` returns only when everyone can see
 //! it.
 
-use std::{collections::HashSet, io::Write, process::ExitCode};
+use std::{
+    collections::HashSet,
+    io::{BufRead, Write},
+    process::ExitCode,
+};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use super::{Exit, Output, Room, View, exit::fail, new_client_id};
 use crate::{
@@ -16,7 +20,7 @@ use crate::{
 pub(super) async fn run(target: Target, output: Output, patience: Patience) -> ExitCode {
     let mut view = View::new(output, target.room.clone(), false);
     let mut room = Room::open(target, patience);
-    let mut input = BufReader::new(tokio::io::stdin()).lines();
+    let mut input = stdin_lines();
     let mut input_open = true;
     // Client ids sent and not yet echoed.
     let mut waiting: HashSet<String> = HashSet::new();
@@ -31,8 +35,8 @@ pub(super) async fn run(target: Target, output: Output, patience: Patience) -> E
             };
         }
         tokio::select! {
-            line = input.next_line(), if input_open => match line {
-                Ok(Some(line)) => {
+            line = input.recv(), if input_open => match line {
+                Some(Ok(line)) => {
                     line_number += 1;
                     if line.trim().is_empty() {
                         continue;
@@ -48,8 +52,8 @@ pub(super) async fn run(target: Target, output: Output, patience: Patience) -> E
                     waiting.insert(client_id.clone());
                     room.send(Command::Send { client_id, text: line });
                 }
-                Ok(None) => input_open = false,
-                Err(err) => {
+                None => input_open = false,
+                Some(Err(err)) => {
                     eprintln!("banter-cli: cannot read stdin: {err}");
                     input_open = false;
                 }
@@ -81,4 +85,27 @@ pub(super) async fn run(target: Target, output: Output, patience: Patience) -> E
             },
         }
     }
+}
+
+/// Stdin's lines, read on a plain thread of its own. Not tokio's stdin: its
+/// blocking read cannot be cancelled, and the runtime waits for it at exit,
+/// so a client that gave up (exit 7, say) would hang until the producer
+/// (`tail -f log | banter-cli …`) closed the pipe. A plain thread does not
+/// hold the process.
+fn stdin_lines() -> mpsc::UnboundedReceiver<std::io::Result<String>> {
+    let (lines, input) = mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let failed = line.is_err();
+                if lines.send(line).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        eprintln!("banter-cli: cannot read stdin: {err}");
+    }
+    input
 }

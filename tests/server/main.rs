@@ -3,13 +3,16 @@
 
 mod access;
 mod backpressure;
+mod cli;
 mod cluster;
 mod flood;
+mod help_bot;
 mod history;
 mod http;
 mod input;
 mod keepalive;
 mod names;
+mod plain_text;
 mod services;
 mod shutdown;
 mod support;

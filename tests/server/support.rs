@@ -61,10 +61,28 @@ impl Server {
     /// Like [`Server::start_in`]; a server that exits at start gives back
     /// what it printed to stderr.
     pub async fn try_start_in(root: &std::path::Path, extra: &[&str]) -> Result<Server, String> {
+        Self::try_start_at(root, "127.0.0.1:0", extra).await
+    }
+
+    /// Like [`Server::start_in`], listening on `addr` (e.g. the address of
+    /// a server just stopped, so its clients can come back to it).
+    pub async fn start_at(root: &std::path::Path, addr: &str, extra: &[&str]) -> Server {
+        match Self::try_start_at(root, addr, extra).await {
+            Ok(server) => server,
+            Err(output) => panic!("banter exited before printing its address:\n{output}"),
+        }
+    }
+
+    /// Like [`Server::try_start_in`], listening on `addr`.
+    pub async fn try_start_at(
+        root: &std::path::Path,
+        addr: &str,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let config = root.join("banter.toml");
         std::fs::write(&config, "").expect("config file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
-            .args(["--addr", "127.0.0.1:0", "--log", "info"])
+            .args(["--addr", addr, "--log", "info"])
             .arg("--config")
             .arg(&config)
             .arg("--data-dir")
@@ -156,30 +174,7 @@ impl Server {
         query: &str,
         headers: &[(&str, &str)],
     ) -> Result<Socket, (u16, String)> {
-        use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
-        let mut request = self.ws_url(query).into_client_request().expect("request");
-        for (name, value) in headers {
-            request.headers_mut().insert(
-                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                value.parse().expect("header value"),
-            );
-        }
-        match tokio::time::timeout(PATIENCE, connect_async(request))
-            .await
-            .expect("handshake timed out")
-        {
-            Ok((socket, _)) => Ok(socket),
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status().as_u16();
-                let body = response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                Err((status, body))
-            }
-            Err(other) => panic!("handshake failed: {other}"),
-        }
+        try_connect_to(&self.ws_url(query), headers).await
     }
 
     pub fn ws_url(&self, query: &str) -> String {
@@ -256,6 +251,35 @@ impl Server {
             .and_then(|s| s.parse().ok())
             .expect("status line");
         (status, head, response[split + 4..].to_vec())
+    }
+}
+
+/// A WebSocket handshake on `url` with extra request headers: the socket,
+/// or the HTTP status and body the server refused it with.
+pub async fn try_connect_to(url: &str, headers: &[(&str, &str)]) -> Result<Socket, (u16, String)> {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    let mut request = url.into_client_request().expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    match tokio::time::timeout(PATIENCE, connect_async(request))
+        .await
+        .expect("handshake timed out")
+    {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err((status, body))
+        }
+        Err(other) => panic!("handshake failed: {other}"),
     }
 }
 
