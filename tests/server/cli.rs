@@ -785,6 +785,29 @@ mod interactive {
         assert_eq!(next["message"], "marker");
     }
 
+    /// On joining, the latest page is shown; `/history` shows the page
+    /// before it, and says so when there is nothing older.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_shows_older_pages_on_request() {
+        let server = Server::start_with(UNTHROTTLED).await;
+        let mut bob = server.join("bob").await;
+        expect_users(&mut bob, &["bob"]).await;
+        for i in 1..=55 {
+            say(&mut bob, &format!("note {i}")).await;
+        }
+        expect_event(&mut bob, "send-message", |e| e["message"] == "note 55").await;
+        let mut pty = Pty::spawn(vec![url(&server), "--name".into(), "alice".into()]).await;
+        pty.expect("connected to #general as alice").await;
+        pty.expect("bob: note 55").await;
+        pty.type_line("/history").await;
+        pty.expect("older messages:").await;
+        pty.expect("bob: note 5").await;
+        pty.type_line("/history").await;
+        pty.expect("no older messages").await;
+        pty.type_line("/quit").await;
+        assert_eq!(pty.exit_code().await, 0);
+    }
+
     /// Ctrl-C at the prompt ends the session like `exit`: 1000, exit 0.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ctrl_c_closes_with_1000_and_exits_0() {
