@@ -11,9 +11,9 @@
 //!
 //! Server and terminal only: the page renders events as components.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{borrow::Cow, collections::HashSet, sync::Arc};
 
-use crate::protocol::{ChatMessage, ServerEvent};
+use crate::protocol::{ChatMessage, ServerEvent, USER_LIST_CHUNK};
 
 /// Names spelled out in one join or leave line; the rest are counted.
 const NAMES_SHOWN: usize = 10;
@@ -39,6 +39,9 @@ pub(crate) enum Line<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Transcript {
     online: HashSet<Arc<str>>,
+    /// Taking in a join's user list, which may go on in `user-joined`
+    /// chunks (see [`USER_LIST_CHUNK`]).
+    listing: bool,
 }
 
 impl Transcript {
@@ -61,8 +64,38 @@ impl Transcript {
         }
     }
 
+    /// Whether `event` is (part of) a join's user list rather than news:
+    /// an `update-users`, or a `user-joined` after a full chunk of one.
+    pub(crate) fn is_listing(&self, event: &ServerEvent) -> bool {
+        match event {
+            ServerEvent::UpdateUsers { .. } => true,
+            ServerEvent::UserJoined { .. } => self.listing,
+            _ => false,
+        }
+    }
+
+    /// Whether the join's user list may still go on.
+    pub(crate) fn listing(&self) -> bool {
+        self.listing
+    }
+
+    /// The join's user list is whole (another kind of event came).
+    pub(crate) fn listed(&mut self) {
+        self.listing = false;
+    }
+
     /// What `event` reads as, if anything; presence is taken in either way.
     pub(crate) fn line<'a>(&mut self, event: &'a ServerEvent) -> Option<Line<'a>> {
+        if self.is_listing(event) {
+            self.seed(event);
+            self.listing = matches!(
+                event,
+                ServerEvent::UpdateUsers { usernames } | ServerEvent::UserJoined { usernames }
+                    if usernames.len() == USER_LIST_CHUNK
+            );
+            return None;
+        }
+        self.listing = false;
         match event {
             ServerEvent::SendMessage(message) => Some(Line::Message(message)),
             ServerEvent::Error { message } => Some(Line::Refused(message)),
@@ -84,13 +117,34 @@ impl Transcript {
                 let online = self.online.len();
                 (!names.is_empty()).then_some(Line::Left { names, online })
             }
-            ServerEvent::UpdateUsers { .. } => {
-                self.seed(event);
-                None
-            }
-            ServerEvent::History { .. } | ServerEvent::Typing { .. } => None,
+            ServerEvent::UpdateUsers { .. }
+            | ServerEvent::History { .. }
+            | ServerEvent::Typing { .. } => None,
         }
     }
+}
+
+/// Message text made safe for a terminal and for line-reading scripts: a
+/// line break continues the line indented (so no message can start a line
+/// that reads as someone else's `bob: …`), a tab stays, and every other
+/// control character (escape sequences that move the cursor, retitle the
+/// window or write the clipboard) shows as U+FFFD.
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => safe.push_str("\n  "),
+            '\t' => safe.push('\t'),
+            c if c.is_control() => safe.push('\u{FFFD}'),
+            c => safe.push(c),
+        }
+    }
+    Cow::Owned(safe)
 }
 
 /// `a, b, c`, or `a, b, … and 12 more` past [`NAMES_SHOWN`].
@@ -107,12 +161,12 @@ impl std::fmt::Display for Line<'_> {
     /// server's sentence.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Line::Message(m) => write!(f, "{}: {}", m.username, m.message),
+            Line::Message(m) => write!(f, "{}: {}", m.username, shown(&m.message)),
             Line::Joined { names, online } => {
                 write!(f, "* {} joined ({online} online)", list(names))
             }
             Line::Left { names, online } => write!(f, "* {} left ({online} online)", list(names)),
-            Line::Refused(sentence) => f.write_str(sentence),
+            Line::Refused(sentence) => f.write_str(&shown(sentence)),
         }
     }
 }
@@ -165,6 +219,45 @@ mod tests {
             message: "Slow down".into(),
         };
         assert_eq!(read(&mut t, error).as_deref(), Some("Slow down"));
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines_or_drive_the_terminal() {
+        assert_eq!(shown("plain\ttext"), "plain\ttext");
+        assert_eq!(shown("one\r\nbob: fake"), "one\n  bob: fake");
+        assert_eq!(
+            shown("\u{1b}]52;c;aGk=\u{7}x"),
+            "\u{FFFD}]52;c;aGk=\u{FFFD}x"
+        );
+    }
+
+    #[test]
+    fn a_long_join_list_in_chunks_is_not_news() {
+        let chunk = |from: usize, n: usize| -> Vec<Arc<str>> {
+            (from..from + n)
+                .map(|i| Arc::from(format!("u{i:03}")))
+                .collect()
+        };
+        let mut t = Transcript::default();
+        let first = ServerEvent::UpdateUsers {
+            usernames: chunk(0, USER_LIST_CHUNK),
+        };
+        assert_eq!(t.line(&first), None);
+        let rest = ServerEvent::UserJoined {
+            usernames: chunk(USER_LIST_CHUNK, 5),
+        };
+        assert!(t.is_listing(&rest));
+        assert_eq!(t.line(&rest), None);
+        assert!(!t.listing());
+        assert_eq!(t.online().len(), USER_LIST_CHUNK + 5);
+        // After a short chunk, a join is news again.
+        let news = ServerEvent::UserJoined {
+            usernames: chunk(900, 1),
+        };
+        assert_eq!(
+            read(&mut t, news).as_deref(),
+            Some("* u900 joined (134 online)")
+        );
     }
 
     #[test]

@@ -10,7 +10,14 @@
 
 use std::process::ExitCode;
 
-use std::{borrow::Cow, sync::mpsc::SyncSender};
+use std::{
+    borrow::Cow,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc::SyncSender,
+    },
+};
 
 use reedline::{ExternalPrinter, Prompt, PromptEditMode, PromptHistorySearch, Reedline, Signal};
 use tokio::sync::mpsc;
@@ -56,7 +63,8 @@ pub(super) async fn run(target: Target, output: Output) -> ExitCode {
             }
         }
     }
-    let (printer, mut inputs) = match editor() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (printer, mut inputs) = match editor(Arc::clone(&stop)) {
         Ok(editor) => editor,
         Err(err) => {
             eprintln!("banter-cli: cannot use the terminal: {err}");
@@ -90,13 +98,19 @@ pub(super) async fn run(target: Target, output: Output) -> ExitCode {
                 }
                 None => {
                     let result = room.finish().await;
-                    let Err(failure) = result else {
-                        return Exit::Done.code();
+                    let why = match &result {
+                        Ok(()) => "the connection ended".to_owned(),
+                        Err(failure) => failure.to_string(),
                     };
-                    print(note(&view, &format!("{failure} — press Enter to exit")));
-                    // Let the editor give the terminal back first.
-                    let _ = inputs.recv().await;
-                    return fail(&failure);
+                    print(note(&view, &format!("{why} — press Enter to exit")));
+                    // The editor stops after this line, giving the terminal
+                    // back in its normal mode before the process exits.
+                    stop.store(true, Ordering::Relaxed);
+                    while let Some(Input::Line(_)) = inputs.recv().await {}
+                    return match result {
+                        Ok(()) => Exit::Done.code(),
+                        Err(failure) => fail(&failure),
+                    };
                 }
             },
             input = inputs.recv() => {
@@ -173,7 +187,9 @@ const PRINT_QUEUE: usize = 4096;
 
 /// Starts the line editor on its own thread: the printer to print through,
 /// and what the user types.
-fn editor() -> std::io::Result<(SyncSender<String>, mpsc::UnboundedReceiver<Input>)> {
+fn editor(
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(SyncSender<String>, mpsc::UnboundedReceiver<Input>)> {
     let shown = ExternalPrinter::new(PRINT_QUEUE);
     let printer = shown.sender();
     let (lines, inputs) = mpsc::unbounded_channel();
@@ -181,7 +197,7 @@ fn editor() -> std::io::Result<(SyncSender<String>, mpsc::UnboundedReceiver<Inpu
         .name("line-editor".into())
         .spawn(move || {
             let mut editor = Reedline::create().with_external_printer(shown);
-            loop {
+            while !stop.load(Ordering::Relaxed) {
                 match editor.read_line(&Plain) {
                     Ok(Signal::Success(line)) if matches!(line.trim(), "exit" | "/quit") => break,
                     Ok(Signal::Success(line)) => {

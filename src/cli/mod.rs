@@ -215,6 +215,28 @@ impl View {
         let Output::Text(render) = &self.output else {
             return Vec::new();
         };
+        let mut lines = Vec::new();
+        if self.transcript.is_listing(event) {
+            self.transcript.line(event);
+            if !self.transcript.listing() {
+                lines.push(render.users(&self.room, &self.transcript.online()));
+            }
+            return lines;
+        }
+        if self.transcript.listing() {
+            // A list of exactly a chunk's length: it was whole after all.
+            self.transcript.listed();
+            lines.push(render.users(&self.room, &self.transcript.online()));
+        }
+        lines.extend(self.lines(event));
+        lines
+    }
+
+    /// The lines for one event past the join's user list.
+    fn lines(&mut self, event: &ServerEvent) -> Vec<String> {
+        let Output::Text(render) = &self.output else {
+            return Vec::new();
+        };
         match event {
             ServerEvent::History { messages, more } => {
                 let older = std::mem::take(&mut self.asked_history);
@@ -246,10 +268,6 @@ impl View {
                 self.newest = message.id;
                 self.oldest.get_or_insert(message.id);
                 vec![render.message(message)]
-            }
-            ServerEvent::UpdateUsers { .. } => {
-                self.transcript.seed(event);
-                vec![render.users(&self.room, &self.transcript.online())]
             }
             _ => self
                 .transcript

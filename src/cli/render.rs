@@ -6,7 +6,7 @@ use anstyle::{AnsiColor, Style};
 use crate::{
     protocol::{ChatMessage, RoomSummary},
     supervisor::Link,
-    transcript::{Line, list},
+    transcript::{Line, list, shown},
 };
 
 /// Colours for other people's names, picked by name so each keeps one.
@@ -76,7 +76,7 @@ impl Render {
             Line::Message(message) => self.message(message),
             Line::Refused(sentence) => self.paint(
                 Style::new().fg_color(Some(AnsiColor::Red.into())),
-                &format!("! {sentence}"),
+                &format!("! {}", shown(sentence)),
             ),
             other => self.note(&other.to_string()),
         }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::{Exit, Output, Room, View, exit::fail, new_client_id};
 use crate::{
     native::{Command, Patience, Target, Update},
-    protocol::{ServerEvent, check_message},
+    protocol::{ChatMessage, ServerEvent, check_message},
 };
 
 pub(super) async fn run(target: Target, output: Output, patience: Patience) -> ExitCode {
@@ -53,17 +53,25 @@ pub(super) async fn run(target: Target, output: Output, patience: Patience) -> E
                     room.send(Command::Send { client_id, text: line });
                 }
                 None => input_open = false,
+                // The rest of the input is lost: not a clean finish.
                 Some(Err(err)) => {
-                    eprintln!("banter-cli: cannot read stdin: {err}");
+                    eprintln!("banter-cli: cannot read stdin past line {line_number}: {err}");
+                    not_sent += 1;
                     input_open = false;
                 }
             },
             update = room.updates.recv() => match update {
                 Some(Update::Event(event)) => {
-                    if let ServerEvent::SendMessage(message) = &event
-                        && let Some(id) = &message.client_id
-                    {
-                        waiting.remove(id);
+                    // An echo, live or (after a long absence) in a page.
+                    let echoed: &[ChatMessage] = match &event {
+                        ServerEvent::SendMessage(message) => std::slice::from_ref(message),
+                        ServerEvent::History { messages, .. } => messages,
+                        _ => &[],
+                    };
+                    for message in echoed {
+                        if let Some(id) = &message.client_id {
+                            waiting.remove(id);
+                        }
                     }
                     for line in view.event(&event) {
                         let _ = writeln!(stdout, "{line}");

@@ -56,15 +56,22 @@ pub(crate) fn ChatRoom(
             }
         })
     };
-    // One timer, at the supervisor's next deadline.
+    // One timer, at the supervisor's next deadline, set again whenever
+    // `wake` changes: after each step, and after it fires (a browser may
+    // fire it a moment before the deadline, by the supervisor's clock).
+    let wake = RwSignal::new(0u32);
     let arm = move || {
+        wake.try_update(|n| *n = n.wrapping_add(1));
+    };
+    Effect::new(move |_| {
+        wake.track();
         if let Some(old) = timer.try_update_value(|t| t.take()).flatten() {
             old.clear();
         }
         let Some(Some(at)) = supervisor.try_with_value(|s| s.deadline()) else {
             return;
         };
-        let wait = (at - js_sys::Date::now()).max(0.0);
+        let wait = (at - js_sys::Date::now()).max(0.0).ceil();
         let fire = move || {
             timer.try_set_value(None);
             match supervisor.try_update_value(|s| s.poll(js_sys::Date::now())) {
@@ -80,10 +87,11 @@ pub(crate) fn ChatRoom(
                 }
                 _ => {}
             }
+            arm();
         };
         let handle = set_timeout_with_handle(fire, Duration::from_millis(wait as u64)).ok();
         timer.set_value(handle);
-    };
+    });
     let closed = move |code: u16, reason: String| {
         supervisor.try_update_value(|s| {
             s.closed(code, reason, js_sys::Date::now(), js_sys::Math::random())

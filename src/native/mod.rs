@@ -46,6 +46,13 @@ use crate::{
 const ABNORMAL_CLOSURE: u16 = 1006;
 /// After sending a close, how long to wait for the server's answering one.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// The whole WebSocket handshake (TCP, TLS, the upgrade) may take this
+/// long: a proxy that accepts and never answers must not hang a script.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// With nothing at all from the server for this long, the connection is
+/// taken as gone (a partition, a laptop asleep): the server pings every
+/// 30 s by default, so a live one is never this quiet.
+const SILENCE: Duration = Duration::from_secs(75);
 
 /// What the caller asks of the connection.
 #[derive(Debug)]
@@ -93,6 +100,12 @@ impl Failure {
             Failure::Net(NetError::Tls(..)) | Failure::Unauthorized(_) | Failure::Refused(_)
         )
     }
+
+    /// The server is there but busy (429: too many from this address, 503:
+    /// full): worth waiting for even on the first attempt.
+    fn is_busy(&self) -> bool {
+        matches!(self, Failure::Rejected(429 | 503, _))
+    }
 }
 
 /// How long to keep trying.
@@ -120,7 +133,16 @@ pub(crate) async fn run(
     loop {
         let since = supervisor.connecting();
         let _ = updates.send(Update::Link(Link::Connecting));
-        let (code, reason) = match connect(target, since).await {
+        let attempt = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(target, since)).await;
+        let attempt = attempt.unwrap_or_else(|_| {
+            let at = target
+                .socket_url(None)
+                .host_str()
+                .unwrap_or_default()
+                .to_owned();
+            Err(NetError::Timeout(at).into())
+        });
+        let (code, reason) = match attempt {
             Ok(socket) => {
                 let mut session = Session {
                     supervisor: &mut supervisor,
@@ -139,7 +161,9 @@ pub(crate) async fn run(
                 }
             }
             Err(failure) if failure.is_lasting() => return Err(failure),
-            Err(failure) if !joined_once && patience.first_must_connect => return Err(failure),
+            Err(failure) if !joined_once && patience.first_must_connect && !failure.is_busy() => {
+                return Err(failure);
+            }
             Err(failure) => (ABNORMAL_CLOSURE, failure.to_string()),
         };
         supervisor.closed(code, reason.clone(), clock.now_ms(), fastrand::f64());
@@ -195,10 +219,10 @@ impl Clock {
         self.0.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// The instant `ms` stands for (far ahead for "never").
+    /// The instant `ms` stands for (a day ahead at most, for "never").
     fn at(self, ms: f64) -> Instant {
-        let ms = ms.clamp(0.0, 86_400_000.0);
-        self.0 + Duration::from_secs_f64(ms / 1000.0)
+        let ahead = (ms - self.now_ms()).clamp(0.0, 86_400_000.0);
+        Instant::now() + Duration::from_secs_f64(ahead / 1000.0)
     }
 }
 
@@ -286,10 +310,15 @@ impl Session<'_> {
             }
         };
         let mut closed = (ABNORMAL_CLOSURE, String::new());
+        let mut heard = Instant::now();
         loop {
             let deadline = self.supervisor.deadline().map(|at| self.clock.at(at));
             tokio::select! {
-                frame = stream.next() => match frame {
+                () = tokio::time::sleep_until(heard + SILENCE) => {
+                    closed = (ABNORMAL_CLOSURE, "no word from the server".to_owned());
+                    break;
+                }
+                frame = stream.next() => match frame.inspect(|_| heard = Instant::now()) {
                     Some(Ok(Message::Text(text))) => match ServerEvent::from_json(&text) {
                         Ok(event) => {
                             let sends = self.supervisor.received(&event, self.clock.now_ms());
@@ -308,6 +337,7 @@ impl Session<'_> {
                             (u16::from(frame.code), frame.reason.to_string())
                         });
                     }
+                    // Pings (answered by tungstenite) and pongs.
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => break,
                 },

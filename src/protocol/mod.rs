@@ -64,6 +64,11 @@ pub const MAX_ROOM_CHARS: usize = 40;
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// Longest client-chosen message id, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
+/// A delta client's user list on joining comes in chunks of at most this
+/// many names: `update-users` with the first, `user-joined` with the rest.
+/// A full chunk means more may follow; until a shorter one (or another
+/// event), a `user-joined` is part of the list, not news.
+pub const USER_LIST_CHUNK: usize = 128;
 /// Messages in one `history` page: on joining, and per `load-history`.
 pub const HISTORY_PAGE: usize = 50;
 /// The server's default flood limit: client events per second per socket,
@@ -75,6 +80,10 @@ pub const DEFAULT_MESSAGE_BURST: u32 = 20;
 /// (its Redis is unreachable). Banter's page keeps such a message in its
 /// outbox and sends it again a moment later, until it is accepted.
 pub const DELIVERY_PAUSED: &str = "Delivery is paused";
+/// How the `error` for a message over the flood limit begins. It was not
+/// taken; Banter's clients keep it in the outbox and send it again a
+/// moment later.
+pub const SLOW_DOWN: &str = "Slow down";
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,9 +12,10 @@
 //! - **Where the link stands** ([`Link`]): connecting, connected, retrying
 //!   after a drop (when, and why), refused for good, or closed here.
 //! - **The outbox**: messages typed and not yet echoed by the server, with
-//!   their client ids. Sent when the link comes up and again after a
-//!   "Delivery is paused"; the server stores each client id once, so a
-//!   resend never duplicates.
+//!   their client ids. Sent when the link comes up, and again a moment
+//!   after a refusal that says "not now" ("Delivery is paused", "Slow
+//!   down"); the server stores each client id once, so a resend never
+//!   duplicates.
 //! - **The resume point**: the newest message id seen, sent as `since`.
 //! - **The typing pace**: one `typing` per [`TYPING_EVERY_MS`].
 //!
@@ -28,13 +29,18 @@ mod pace;
 
 pub(crate) use pace::Pace;
 
-use crate::protocol::{ClientEvent, DELIVERY_PAUSED, ServerEvent, close_code};
+use crate::protocol::{ClientEvent, DELIVERY_PAUSED, SLOW_DOWN, ServerEvent, close_code};
 
 /// A client sends `typing` at most this often while its user types.
 pub(crate) const TYPING_EVERY_MS: f64 = 2_000.0;
-/// After "Delivery is paused", the outbox is sent again this much later
-/// (and again after each such refusal), so it goes out once delivery is
-/// back without waiting for a reconnect.
+/// A name refused as taken on *re*connecting may be this user's own old
+/// socket, which the server keeps until its ping times out (30 + 10 s by
+/// default): for this long after the first such refusal it is retried like
+/// a drop, and only then taken as someone else's.
+pub(crate) const OWN_GHOST_MS: f64 = 45_000.0;
+/// After "Delivery is paused" or "Slow down", the outbox is sent again this
+/// much later (and again after each such refusal), so it goes out once the
+/// server takes it, without waiting for a reconnect.
 pub(crate) const PAUSED_RETRY_MS: f64 = 2_000.0;
 
 /// Where the connection stands.
@@ -82,6 +88,10 @@ pub(crate) struct Supervisor {
     failures: u32,
     last_typing_ms: f64,
     resend_at_ms: Option<f64>,
+    /// This user has been in the room on an earlier socket.
+    joined_before: bool,
+    /// When a rejoin was first refused (see [`OWN_GHOST_MS`]).
+    refused_since_ms: Option<f64>,
 }
 
 impl Default for Supervisor {
@@ -93,6 +103,8 @@ impl Default for Supervisor {
             failures: 0,
             last_typing_ms: f64::NEG_INFINITY,
             resend_at_ms: None,
+            joined_before: false,
+            refused_since_ms: None,
         }
     }
 }
@@ -132,7 +144,8 @@ impl Supervisor {
                 }
             }
             ServerEvent::Error { message }
-                if message.starts_with(DELIVERY_PAUSED) && self.resend_at_ms.is_none() =>
+                if (message.starts_with(DELIVERY_PAUSED) || message.starts_with(SLOW_DOWN))
+                    && self.resend_at_ms.is_none() =>
             {
                 self.resend_at_ms = Some(now_ms + PAUSED_RETRY_MS);
             }
@@ -143,6 +156,8 @@ impl Supervisor {
         }
         self.link = Link::Connected;
         self.failures = 0;
+        self.joined_before = true;
+        self.refused_since_ms = None;
         self.outbox_events()
     }
 
@@ -150,9 +165,14 @@ impl Supervisor {
     /// just dropped). `random` in [0, 1) spreads the retries of many
     /// clients over time.
     pub(crate) fn closed(&mut self, code: u16, reason: String, now_ms: f64, random: f64) {
+        let refused = matches!(self.link, Link::Connecting) && code == close_code::POLICY;
+        let own_ghost = refused && self.joined_before && {
+            let since = *self.refused_since_ms.get_or_insert(now_ms);
+            now_ms - since < OWN_GHOST_MS
+        };
         match self.link {
             Link::Closed | Link::Refused { .. } => {}
-            Link::Connecting if code == close_code::POLICY => self.link = Link::Refused { reason },
+            Link::Connecting if refused && !own_ghost => self.link = Link::Refused { reason },
             _ => {
                 let wait = backoff::delay_ms(self.failures, random);
                 self.failures = self.failures.saturating_add(1);
@@ -328,6 +348,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rejoin_refused_as_taken_is_retried_a_while_then_a_refusal() {
+        let taken = || "Username me is already taken".to_string();
+        let mut s = Supervisor::default();
+        s.connecting();
+        s.received(&users(), 0.0);
+        // The old socket is still held by the server.
+        s.closed(1006, String::new(), 1_000.0, 0.0);
+        s.connecting();
+        s.closed(close_code::POLICY, taken(), 2_000.0, 0.0);
+        assert!(
+            matches!(s.link(), Link::Retrying { .. }),
+            "maybe its own ghost"
+        );
+        s.connecting();
+        s.closed(close_code::POLICY, taken(), 2_000.0 + OWN_GHOST_MS, 0.0);
+        assert_eq!(*s.link(), Link::Refused { reason: taken() });
+    }
+
+    #[test]
     fn waits_grow_until_a_join_succeeds() {
         let mut s = Supervisor::default();
         let mut waits = Vec::new();
@@ -349,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_delivery_resends_the_outbox_later() {
+    fn a_paused_delivery_or_a_slow_down_resends_the_outbox_later() {
         let mut s = Supervisor::default();
         s.connecting();
         s.received(&users(), 0.0);
@@ -363,6 +402,11 @@ mod tests {
         assert_eq!(s.poll(2_000.0), Due::Nothing);
         assert!(matches!(s.poll(2_100.0), Due::Resend(events) if events.len() == 1));
         assert_eq!(s.deadline(), None);
+        let slow = ServerEvent::Error {
+            message: format!("{SLOW_DOWN}: the limit is 1 per second"),
+        };
+        s.received(&slow, 3_000.0);
+        assert_eq!(s.deadline(), Some(3_000.0 + PAUSED_RETRY_MS));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub(crate) use keywords::Keywords;
 
 use crate::{
     native::{self, Command, Failure, Patience, Target, Update},
-    protocol::{ROOMS_API_PATH, RoomSummary, ServerEvent},
+    protocol::{MAX_MESSAGE_CHARS, ROOMS_API_PATH, RoomSummary, ServerEvent},
     transcript::{Line, Transcript},
 };
 
@@ -155,7 +155,12 @@ async fn in_room(
                     if let Update::Link(link) = &update {
                         joined.store(*link == crate::supervisor::Link::Connected, Ordering::Relaxed);
                     }
-                    for reply in room.replies(&target.room, &keywords, update) {
+                    for mut reply in room.replies(&target.room, &keywords, update) {
+                        // A long name or keyword list must not make a reply
+                        // the server refuses (and the outbox keeps).
+                        if let Some((cut, _)) = reply.char_indices().nth(MAX_MESSAGE_CHARS) {
+                            reply.truncate(cut);
+                        }
                         let _ = commands.send(Command::Send {
                             client_id: format!("{:032x}", fastrand::u128(..)),
                             text: reply,
@@ -209,15 +214,15 @@ impl RoomView {
             return Vec::new();
         };
         let in_help = room == HELP_ROOM;
-        if let ServerEvent::UpdateUsers { .. } = event {
+        if self.transcript.is_listing(&event) {
             // On (re)joining: those already here are not newcomers.
-            self.transcript.seed(&event);
-            self.greeted = self
-                .transcript
-                .online()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
+            let fresh = matches!(event, ServerEvent::UpdateUsers { .. });
+            self.transcript.line(&event);
+            if fresh {
+                self.greeted.clear();
+            }
+            let online = self.transcript.online();
+            self.greeted.extend(online.iter().map(|n| n.to_string()));
             return Vec::new();
         }
         let mut said = Vec::new();

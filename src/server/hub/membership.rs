@@ -19,7 +19,7 @@ use crate::{
 /// Names per frame when a delta client is sent the user list on joining.
 /// One frame of 10,000 names would leave every connection's write buffer
 /// at ~150 KB for good (buffers keep their capacity); chunks keep it small.
-const SNAPSHOT_CHUNK: usize = 128;
+const SNAPSHOT_CHUNK: usize = crate::protocol::USER_LIST_CHUNK;
 
 /// A connected user's place in a room. Dropping it removes the user.
 pub(crate) struct Membership {

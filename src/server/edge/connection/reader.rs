@@ -13,7 +13,7 @@ use tracing::debug;
 
 use super::{Disconnect, dialect::Dialect};
 use crate::{
-    protocol::{ClientEvent, ServerEvent, close_code},
+    protocol::{ClientEvent, SLOW_DOWN, ServerEvent, close_code},
     server::{
         chat::{
             frame::{Frame, Reply, encode},
@@ -77,7 +77,7 @@ where
                 Verdict::SlowDown => {
                     metrics::refused("slow-down");
                     let slow_down = encode_error(format!(
-                        "Slow down: the limit is {} per second",
+                        "{SLOW_DOWN}: the limit is {} per second",
                         settings.message_rate
                     ));
                     if replies.send(Reply::Frame(slow_down)).await.is_err() {
