@@ -6,7 +6,7 @@
 //!
 //! Two modes, picked by what stdin is:
 //! - **interactive** (a terminal): incoming messages are printed above the
-//!   line being typed (rustyline's external printer, so they never garble
+//!   line being typed (reedline's external printer, so they never garble
 //!   it), with `/users`, `/rooms`, `/join ROOM`, `/history` and `/quit`;
 //! - **scripted** (a pipe or file): each input line is sent as a message,
 //!   and the client exits 0 once the server has echoed every one of them.
