@@ -112,17 +112,9 @@ impl Running {
 
     /// Waits until a stdout line satisfies `accept`.
     async fn wait_for_stdout(&self, what: &str, accept: impl Fn(&str) -> bool) {
-        let found = tokio::time::timeout(PATIENCE, async {
-            loop {
-                if self.stdout().lines().any(&accept) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        let found = eventually(|| self.stdout().lines().any(&accept)).await;
         assert!(
-            found.is_ok(),
+            found,
             "banter-cli never printed {what}\nstdout:\n{}\nstderr:\n{}",
             self.stdout(),
             self.stderr()
@@ -203,17 +195,9 @@ async fn expect_closed_with_1000(server: &Server, user: &str, room: &str) {
                 && line.contains("client closed (1000)")
         })
     };
-    let found = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if wanted(&server.log()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let found = eventually(|| wanted(&server.log())).await;
     assert!(
-        found.is_ok(),
+        found,
         "no `client closed (1000)` for {user} in #{room}:\n{}",
         server.log()
     );

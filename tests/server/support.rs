@@ -283,6 +283,18 @@ pub async fn try_connect_to(url: &str, headers: &[(&str, &str)]) -> Result<Socke
     }
 }
 
+/// Polls `ready` every 20 ms until it holds or [`PATIENCE`] runs out;
+/// whether it held.
+pub async fn eventually(ready: impl Fn() -> bool) -> bool {
+    tokio::time::timeout(PATIENCE, async {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// What the next frame was.
 #[derive(Debug)]
 pub enum Frame {
