@@ -792,15 +792,21 @@ mod interactive {
         assert_eq!(pty.exit_code().await, 0);
     }
 
-    /// Ctrl-C at the prompt ends the session like `exit`: 1000, exit 0.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn ctrl_c_closes_with_1000_and_exits_0() {
+    /// bob in #general, and alice's terminal connected beside him.
+    async fn alice_beside_bob() -> (Server, Socket, Pty) {
         let server = Server::start().await;
         let mut bob = server.join("bob").await;
         expect_users(&mut bob, &["bob"]).await;
         let mut pty = Pty::spawn(vec![url(&server), "--name".into(), "alice".into()]).await;
         pty.expect("connected to #general as alice").await;
         expect_users(&mut bob, &["alice", "bob"]).await;
+        (server, bob, pty)
+    }
+
+    /// Ctrl-C at the prompt ends the session like `exit`: 1000, exit 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ctrl_c_closes_with_1000_and_exits_0() {
+        let (server, mut bob, mut pty) = alice_beside_bob().await;
         pty.control('c').await;
         assert_eq!(pty.exit_code().await, 0);
         expect_closed_with_1000(&server, "alice", "general").await;
@@ -811,12 +817,7 @@ mod interactive {
     /// was busy, or coalesced by ssh) are all read: the whole line is sent.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keys_arriving_together_are_all_read() {
-        let server = Server::start().await;
-        let mut bob = server.join("bob").await;
-        expect_users(&mut bob, &["bob"]).await;
-        let mut pty = Pty::spawn(vec![url(&server), "--name".into(), "alice".into()]).await;
-        pty.expect("connected to #general as alice").await;
-        expect_users(&mut bob, &["alice", "bob"]).await;
+        let (server, mut bob, mut pty) = alice_beside_bob().await;
         pty.type_at_once("all at once\r").await;
         pty.expect("alice (you): all at once").await;
         let event = expect_event(&mut bob, "send-message", |_| true).await;
