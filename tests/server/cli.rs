@@ -817,7 +817,7 @@ mod interactive {
     /// was busy, or coalesced by ssh) are all read: the whole line is sent.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keys_arriving_together_are_all_read() {
-        let (server, mut bob, mut pty) = alice_beside_bob().await;
+        let (_server, mut bob, mut pty) = alice_beside_bob().await;
         pty.type_at_once("all at once\r").await;
         pty.expect("alice (you): all at once").await;
         let event = expect_event(&mut bob, "send-message", |_| true).await;
