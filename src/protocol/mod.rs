@@ -251,6 +251,9 @@ pub struct RoomSummary {
 pub mod close_code {
     /// The server is shutting down or restarting.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame broke the WebSocket framing rules (reserved bits or opcode,
+    /// an unmasked client frame, a fragmented or oversized control frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A text frame was not valid UTF-8.
     pub const INVALID_DATA: u16 = 1007;
     /// The client broke a rule (taken or invalid username).

@@ -13,6 +13,7 @@ mod input;
 mod keepalive;
 mod names;
 mod plain_text;
+mod rfc6455;
 mod services;
 mod shutdown;
 mod support;

@@ -167,6 +167,18 @@ pub(crate) async fn page_or_plain_text(
     open(state, upgrade, client, &parts.headers, params, wants).await
 }
 
+/// RFC 6455 §4.2.1: the key "when decoded, is 16 bytes in length". axum
+/// only checks that it is there, and would answer any value with 101 (a
+/// handshake without one it has already refused).
+fn key_is_valid(headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    headers.get(header::SEC_WEBSOCKET_KEY).is_none_or(|key| {
+        base64::engine::general_purpose::STANDARD
+            .decode(key.as_bytes())
+            .is_ok_and(|bytes| bytes.len() == 16)
+    })
+}
+
 /// What a socket is for, once upgraded: where, and how it speaks.
 struct Wants {
     room: Option<String>,
@@ -207,8 +219,32 @@ async fn open(
         }
     };
     let upgrade = match upgrade {
+        Ok(_) if !key_is_valid(headers) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455, section 4.1).\n",
+            )
+                .into_response();
+        }
         Ok(upgrade) => upgrade,
-        // axum would say 400 or 405; the protocol says 426 Upgrade Required.
+        Err(WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "A WebSocket handshake needs a Sec-WebSocket-Key header.\n",
+            )
+                .into_response();
+        }
+        // Section 4.4: name the version this server speaks.
+        Err(WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)) => {
+            return (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                "This server speaks WebSocket version 13.\n",
+            )
+                .into_response();
+        }
+        // A plain request: axum would say 400 or 405; the protocol says
+        // 426 Upgrade Required.
         Err(_) => {
             return (
                 StatusCode::UPGRADE_REQUIRED,

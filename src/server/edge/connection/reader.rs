@@ -139,10 +139,10 @@ where
                     return Disconnect::ConnectionLost(err.to_string());
                 };
                 debug!(user = %name, %err, code, "closing on bad input");
-                metrics::refused(if code == close_code::TOO_BIG {
-                    "too-big"
-                } else {
-                    "not-utf8"
+                metrics::refused(match code {
+                    close_code::TOO_BIG => "too-big",
+                    close_code::INVALID_DATA => "not-utf8",
+                    _ => "protocol-error",
                 });
                 let _ = replies.send(Reply::Close { code, reason }).await;
                 return Disconnect::BadInput { code, reason };
@@ -160,8 +160,18 @@ where
 
 /// The close code and reason for input that ends a connection, or `None`
 /// for a plain network failure.
+///
+/// RFC 6455 asks a server to _Fail the WebSocket Connection_ on a frame it
+/// cannot accept, and §7.4.1 names the code: 1002 for a frame that breaks
+/// the framing rules, 1007 for text that is not UTF-8, 1009 for a message
+/// over the limit (whole or in fragments). A close frame with a code no
+/// endpoint may send (999, 1005, …) is answered with 1002 by tungstenite
+/// itself, as the reply to that close; a close frame that cannot be read at
+/// all (one byte of payload) arrives here as an error.
 fn bad_input(err: &axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::ProtocolError as Broken;
     let source = std::error::Error::source(err)?;
+    let protocol = |reason| Some((close_code::PROTOCOL_ERROR, reason));
     match source.downcast_ref::<tungstenite::Error>()? {
         tungstenite::Error::Capacity(_) => {
             Some((close_code::TOO_BIG, "Message too big: the limit is 64 KiB"))
@@ -169,6 +179,21 @@ fn bad_input(err: &axum::Error) -> Option<(u16, &'static str)> {
         tungstenite::Error::Utf8(_) => {
             Some((close_code::INVALID_DATA, "Text frames must be valid UTF-8"))
         }
+        tungstenite::Error::Protocol(broken) => match broken {
+            Broken::NonZeroReservedBits => protocol("Reserved bits set without an extension"),
+            Broken::UnmaskedFrameFromClient => protocol("Client frames must be masked"),
+            Broken::FragmentedControlFrame => protocol("Control frames must not be fragmented"),
+            Broken::ControlFrameTooBig => protocol("Control frames carry at most 125 bytes"),
+            Broken::UnknownControlFrameType(_)
+            | Broken::UnknownDataFrameType(_)
+            | Broken::InvalidOpcode(_) => protocol("Reserved opcode"),
+            Broken::UnexpectedContinueFrame => protocol("Continuation with nothing to continue"),
+            Broken::ExpectedFragment(_) => protocol("Expected a continuation frame"),
+            Broken::InvalidCloseSequence => protocol("Malformed close frame"),
+            // The peer went without a close frame, or sent after its own:
+            // nobody is left to read a close of ours.
+            _ => None,
+        },
         _ => None,
     }
 }
