@@ -12,6 +12,7 @@ mod http;
 mod input;
 mod keepalive;
 mod names;
+mod neighbours;
 mod plain_text;
 mod rfc6455;
 mod services;

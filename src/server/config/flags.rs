@@ -206,23 +206,26 @@ pub(super) struct Cli {
     )]
     pub(super) max_connections: u32,
 
-    /// Most sockets open at once from one IP address; beyond it 429.
+    /// Most sockets open at once from one IP address; beyond it 429. One
+    /// address can be a whole office or a carrier's NAT: 1,000 lets such a
+    /// crowd in and still stops one abuser well short of the total.
     #[arg(
         long,
         env = "BANTER_MAX_CONNECTIONS_PER_IP",
         value_name = "N",
-        default_value_t = 100,
+        default_value_t = 1_000,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(super) max_connections_per_ip: u32,
 
     /// Socket handshakes accepted per second from one IP address, on
-    /// average; beyond it 429 with Retry-After.
+    /// average; beyond it 429 with Retry-After. With the burst, 300 people
+    /// behind one address are all back within about 5 s of a restart.
     #[arg(
         long,
         env = "BANTER_HANDSHAKE_RATE",
         value_name = "PER_SECOND",
-        default_value_t = 10,
+        default_value_t = 50,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(super) handshake_rate: u32,
@@ -233,7 +236,7 @@ pub(super) struct Cli {
         long,
         env = "BANTER_HANDSHAKE_BURST",
         value_name = "N",
-        default_value_t = 30,
+        default_value_t = 100,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(super) handshake_burst: u32,
@@ -271,9 +274,11 @@ pub(super) struct Cli {
     )]
     pub(super) message_burst: u32,
 
-    /// After a socket is closed for flooding, its IP address is refused new
-    /// sockets for this long (milliseconds; 0: not at all), so reconnecting
-    /// does not buy a flooder a fresh burst.
+    /// After a socket is closed for flooding, its name is refused from its
+    /// IP address for this long (milliseconds; 0: not at all), and the
+    /// address's other new sockets start without a burst meanwhile, so
+    /// reconnecting does not buy a flooder a fresh burst. Everyone else at
+    /// the address goes on connecting and chatting.
     #[arg(
         long,
         env = "BANTER_FLOOD_COOLDOWN_MS",

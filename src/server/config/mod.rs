@@ -120,10 +120,21 @@ pub(crate) struct Limits {
     pub(crate) handshake_rate: u32,
     pub(crate) handshake_burst: u32,
     pub(crate) handshake_timeout: Duration,
-    /// How long an address is refused after one of its sockets was closed
-    /// for flooding (zero: not at all).
+    /// How long a name is refused from an address after its socket there
+    /// was closed for flooding (zero: not at all).
     pub(crate) flood_cooldown: Duration,
+    /// Messages per second all the sockets of one address may send
+    /// together, on average and at once: [`PEOPLE_PER_ADDRESS`] times one
+    /// socket's limit.
+    pub(crate) address_message_rate: u32,
+    pub(crate) address_message_burst: u32,
 }
+
+/// How many people flat out at the per-socket message limit one address's
+/// budget allows at once. Chat from a crowd behind one NAT is far below
+/// it; what it stops is many sockets each flooding just under their own
+/// limit.
+pub(crate) const PEOPLE_PER_ADDRESS: u32 = 20;
 
 /// What each socket is held to. See `--message-*` and `--ping-*`.
 #[derive(Debug, Clone, Copy)]
@@ -248,6 +259,8 @@ impl From<Cli> for Config {
                 handshake_burst: cli.handshake_burst,
                 handshake_timeout: Duration::from_millis(cli.handshake_timeout_ms),
                 flood_cooldown: Duration::from_millis(cli.flood_cooldown_ms),
+                address_message_rate: cli.message_rate.saturating_mul(PEOPLE_PER_ADDRESS),
+                address_message_burst: cli.message_burst.saturating_mul(PEOPLE_PER_ADDRESS),
             },
             socket: SocketSettings {
                 stall_timeout,
@@ -376,7 +389,7 @@ mod tests {
         let config = load(&["--config", f.path().to_str().unwrap()]);
         assert_eq!(config.access.tokens, ["s3cret", "other"]);
         assert_eq!(config.socket.message_rate, 50);
-        assert_eq!(config.limits.max_connections_per_ip, 100);
+        assert_eq!(config.limits.max_connections_per_ip, 1_000);
         // Secrets stay out of Debug output (and so out of logs).
         assert!(!format!("{config:?}").contains("s3cret"));
         let flag = load(&[

@@ -5,25 +5,55 @@
 //! the counts cannot drift whichever way a connection ends. Four checks,
 //! cheapest-to-refuse first:
 //!
-//! 1. an address whose socket was just closed for flooding is refused for
+//! 1. a name just closed for flooding from this address is refused for
 //!    `flood-cooldown-ms` (see below),
 //! 2. handshakes per second per IP address (a token bucket per address, so
 //!    one reconnect loop cannot monopolise the accept path),
 //! 3. open sockets per IP address,
 //! 4. open sockets in total.
 //!
-//! # Why a cool-down
+//! Once admitted, every message a socket sends also spends from its
+//! address's budget ([`Ticket::spend`]), on top of the socket's own flood
+//! limit (`super::flood`).
+//!
+//! # One address is many people
+//!
+//! An office behind NAT, a school, a mobile carrier: hundreds of people
+//! can share one address, so nothing here may let one of them shut the
+//! others out. The defaults (`--max-connections-per-ip 1000`,
+//! `--handshake-rate 50`, `--handshake-burst 100`) let 300 people behind
+//! one address all (re)connect within about 5 s of a server restart, while
+//! one abuser still cannot hold more than 1,000 sockets (about 15 MiB of
+//! the server's memory; 5% of the default total) nor make more than 50
+//! handshakes a second. The address's message budget is twenty people
+//! sending at the per-socket limit at once
+//! ([`crate::server::config::PEOPLE_PER_ADDRESS`]).
+//!
+//! # Why a cool-down, and why bound to the name
 //!
 //! The flood limit is per socket, and a new socket starts with a full
 //! burst. A flooder that reconnects the moment it is closed would get a
 //! fresh burst each time — measured: ~150 reconnects a second with the
 //! handshake limit lifted, 3,000 accepted messages a second to everyone,
-//! the others' p99 at 3.8× (bench/flood.sh). Refusing the address for a
-//! while after a flooding close turns that loop into cheap 429s.
+//! the others' p99 at 3.8× (bench/flood.sh). So after a flooding close:
 //!
-//! The address is the TCP peer's. Behind a reverse proxy every client has
-//! the proxy's address; the per-address limits then apply to the proxy as a
-//! whole and should be raised.
+//! - the same name from the same address is refused (429) for the
+//!   cool-down: reconnecting buys nothing;
+//! - any other socket from that address admitted during the cool-down
+//!   starts with one message's worth instead of the burst: its own rate
+//!   still applies in full, which a person typing never notices, but a
+//!   flooder that changes its name on each reconnect gets one message per
+//!   socket;
+//! - everyone else at the address connects and chats as before.
+//!
+//! Before, the whole address was refused, so one flooder behind a NAT
+//! locked out everybody else there.
+//!
+//! A nameless plain-text client (a tutorial's) asks for no name; the
+//! cool-down then binds to "no name" at that address.
+//!
+//! The address is the TCP peer's, or the one a trusted proxy forwards
+//! (`super::client_addr`).
 
 use std::{
     collections::HashMap,
@@ -39,7 +69,7 @@ use std::{
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
 use super::refusal::Refusal;
-use crate::server::config::Limits;
+use crate::server::{chat::name_key::name_key, config::Limits};
 
 /// How long a refusal for going too fast (handshake rate, cool-down) is
 /// held before it is answered. A client that retries the moment it is
@@ -62,20 +92,37 @@ pub(crate) struct Admission {
     handshakes_seen: AtomicU64,
     open: AtomicU32,
     per_address: Mutex<HashMap<IpAddr, Address>>,
+    messages: DefaultKeyedRateLimiter<IpAddr>,
     held_back: tokio::sync::Semaphore,
 }
 
-/// What is known of one address: kept while it has sockets open or is
+/// What is known of one address: kept while it has sockets open or a name
 /// cooling down, removed after.
 #[derive(Default)]
 struct Address {
     open: u32,
-    refused_until: Option<Instant>,
+    /// Names closed for flooding from here ([`name_key`]s), each until
+    /// when. A handful at most: each costs its flooder a cool-down.
+    cooling: Vec<(String, Instant)>,
 }
 
 impl Address {
     fn is_idle(&self, now: Instant) -> bool {
-        self.open == 0 && self.refused_until.is_none_or(|until| until <= now)
+        self.open == 0 && !self.is_cooling(now)
+    }
+
+    /// Whether a flooding close from here is still within its cool-down.
+    fn is_cooling(&self, now: Instant) -> bool {
+        self.cooling.iter().any(|(_, until)| *until > now)
+    }
+
+    /// Until when `key` is refused here, if it is.
+    fn refused_until(&mut self, key: &str, now: Instant) -> Option<Instant> {
+        self.cooling.retain(|(_, until)| *until > now);
+        self.cooling
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, until)| *until)
     }
 }
 
@@ -83,35 +130,46 @@ impl Address {
 pub(crate) struct Ticket {
     admission: Arc<Admission>,
     address: IpAddr,
+    /// The name it asked for, as a [`name_key`].
+    name: String,
+    /// Admitted while a flooding close from its address was cooling down.
+    after_flood: bool,
 }
 
 impl Admission {
     pub(crate) fn new(limits: Limits) -> Arc<Self> {
         let rate = NonZeroU32::new(limits.handshake_rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(limits.handshake_burst).unwrap_or(rate);
+        let address_rate = NonZeroU32::new(limits.address_message_rate).unwrap_or(rate);
+        let address_burst = NonZeroU32::new(limits.address_message_burst).unwrap_or(address_rate);
+        let messages = Quota::per_second(address_rate).allow_burst(address_burst);
         Arc::new(Admission {
             limits,
             handshakes: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             handshakes_seen: AtomicU64::new(0),
             open: AtomicU32::new(0),
             per_address: Mutex::new(HashMap::new()),
+            messages: RateLimiter::keyed(messages),
             held_back: tokio::sync::Semaphore::new(HOLD_BACK_SLOTS),
         })
     }
 
-    /// A place for one more socket from `address`, or why not.
-    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Ticket, Refusal> {
+    /// A place for one more socket from `address`, for the user `name`, or
+    /// why not.
+    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr, name: &str) -> Result<Ticket, Refusal> {
         let now = Instant::now();
         if self.handshakes_seen.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.handshakes.retain_recent();
             self.handshakes.shrink_to_fit();
+            self.messages.retain_recent();
+            self.messages.shrink_to_fit();
             self.per_address().retain(|_, known| !known.is_idle(now));
         }
+        let name = name_key(name);
         if let Some(until) = self
             .per_address()
-            .get(&address)
-            .and_then(|a| a.refused_until)
-            && until > now
+            .get_mut(&address)
+            .and_then(|a| a.refused_until(&name, now))
         {
             return Err(Refusal::CoolingDown {
                 retry_after_secs: seconds_until(until, now),
@@ -136,10 +194,13 @@ impl Admission {
             return Err(Refusal::ServerFull);
         }
         here.open += 1;
+        let after_flood = here.is_cooling(now);
         self.open.fetch_add(1, Ordering::Relaxed);
         Ok(Ticket {
             admission: Arc::clone(self),
             address,
+            name,
+            after_flood,
         })
     }
 
@@ -169,16 +230,31 @@ impl Admission {
 }
 
 impl Ticket {
-    /// This socket was closed for flooding: refuse its address for the
-    /// cool-down.
+    /// This socket was closed for flooding: refuse its name from its
+    /// address for the cool-down, and start the address's other new
+    /// sockets without their burst meanwhile.
     pub(crate) fn flooded(&self) {
         let cooldown = self.admission.limits.flood_cooldown;
         if cooldown.is_zero() {
             return;
         }
+        let until = Instant::now() + cooldown;
         if let Some(here) = self.admission.per_address().get_mut(&self.address) {
-            here.refused_until = Some(Instant::now() + cooldown);
+            here.cooling.retain(|(name, _)| *name != self.name);
+            here.cooling.push((self.name.clone(), until));
         }
+    }
+
+    /// Whether this socket was admitted while a flooding close from its
+    /// address was cooling down: it then starts without its burst.
+    pub(crate) fn after_flood(&self) -> bool {
+        self.after_flood
+    }
+
+    /// Takes one message from the address's budget; `false`: the address
+    /// as a whole is sending too fast.
+    pub(crate) fn spend(&self) -> bool {
+        self.admission.messages.check_key(&self.address).is_ok()
     }
 }
 
@@ -213,6 +289,8 @@ mod tests {
             handshake_burst: burst,
             handshake_timeout: Duration::from_secs(5),
             flood_cooldown: Duration::from_millis(300),
+            address_message_rate: 20,
+            address_message_burst: 40,
         }
     }
 
@@ -221,47 +299,74 @@ mod tests {
         let admission = Admission::new(limits(2, 3, 1000, 1000));
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let first = admission.admit(a).unwrap();
-        let _second = admission.admit(a).unwrap();
-        assert_eq!(admission.admit(a).err(), Some(Refusal::TooManyFromAddress));
-        let _third = admission.admit(b).unwrap();
-        assert_eq!(admission.admit(b).err(), Some(Refusal::ServerFull));
+        let first = admission.admit(a, "alice").unwrap();
+        let _second = admission.admit(a, "alice").unwrap();
+        assert_eq!(
+            admission.admit(a, "alice").err(),
+            Some(Refusal::TooManyFromAddress)
+        );
+        let _third = admission.admit(b, "bob").unwrap();
+        assert_eq!(admission.admit(b, "bob").err(), Some(Refusal::ServerFull));
         drop(first);
         assert_eq!(admission.open(), 2);
-        assert!(admission.admit(a).is_ok());
+        assert!(admission.admit(a, "alice").is_ok());
     }
 
     #[test]
     fn paces_handshakes_per_address() {
         let admission = Admission::new(limits(100, 100, 1, 3));
         let a: IpAddr = [10, 0, 0, 1].into();
-        let tickets: Vec<_> = (0..3).map(|_| admission.admit(a).unwrap()).collect();
+        let tickets: Vec<_> = (0..3)
+            .map(|_| admission.admit(a, "alice").unwrap())
+            .collect();
         assert!(matches!(
-            admission.admit(a).err(),
+            admission.admit(a, "alice").err(),
             Some(Refusal::HandshakeRate {
                 retry_after_secs: 1
             })
         ));
         // Another address has its own bucket.
-        assert!(admission.admit([10, 0, 0, 9].into()).is_ok());
+        assert!(admission.admit([10, 0, 0, 9].into(), "carol").is_ok());
         drop(tickets);
     }
 
     #[test]
-    fn a_flooding_close_refuses_the_address_for_the_cool_down() {
+    fn a_flooding_close_refuses_that_name_from_that_address_for_the_cool_down() {
         let admission = Admission::new(limits(100, 100, 1000, 1000));
         let a: IpAddr = [10, 0, 0, 1].into();
-        let ticket = admission.admit(a).unwrap();
+        let ticket = admission.admit(a, "Mallory").unwrap();
+        assert!(!ticket.after_flood());
         ticket.flooded();
         drop(ticket);
+        // The same name (by its key: case does not make a new one) ...
         assert!(matches!(
-            admission.admit(a).err(),
+            admission.admit(a, "mallory").err(),
             Some(Refusal::CoolingDown {
                 retry_after_secs: 1
             })
         ));
-        assert!(admission.admit([10, 0, 0, 2].into()).is_ok());
+        // ... but not the neighbours at that address, who start without a
+        // burst while the cool-down lasts; nor the name from elsewhere.
+        let neighbour = admission.admit(a, "alice").unwrap();
+        assert!(neighbour.after_flood());
+        let elsewhere = admission.admit([10, 0, 0, 2].into(), "mallory").unwrap();
+        assert!(!elsewhere.after_flood());
         std::thread::sleep(Duration::from_millis(350));
-        assert!(admission.admit(a).is_ok());
+        let back = admission.admit(a, "mallory").unwrap();
+        assert!(!back.after_flood());
+    }
+
+    #[test]
+    fn an_address_shares_one_message_budget() {
+        let admission = Admission::new(limits(100, 100, 1000, 1000));
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let first = admission.admit(a, "alice").unwrap();
+        let second = admission.admit(a, "bob").unwrap();
+        let spent = (0..60)
+            .filter(|i| if i % 2 == 0 { &first } else { &second }.spend())
+            .count();
+        assert_eq!(spent, 40, "the burst, shared by both sockets");
+        let other = admission.admit([10, 0, 0, 2].into(), "carol").unwrap();
+        assert!(other.spend(), "another address has its own budget");
     }
 }

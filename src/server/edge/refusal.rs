@@ -18,7 +18,7 @@ pub(crate) enum Refusal {
     WrongToken,
     #[error("Too many connection attempts from your address; wait a moment")]
     HandshakeRate { retry_after_secs: u64 },
-    #[error("Too many messages came from your address; try again in {retry_after_secs} s")]
+    #[error("This name was sending too fast; try again in {retry_after_secs} s")]
     CoolingDown { retry_after_secs: u64 },
     #[error("Too many connections from your address")]
     TooManyFromAddress,

@@ -202,7 +202,7 @@ async fn open(
             params.origin.as_deref(),
             params.access_token.as_deref(),
         )
-        .and_then(|()| state.admission.admit(client));
+        .and_then(|()| state.admission.admit(client, &params.username));
     let ticket = match admitted {
         Ok(ticket) => ticket,
         Err(refusal) => {

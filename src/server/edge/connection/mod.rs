@@ -154,6 +154,7 @@ pub(crate) async fn run(
         &hub,
         replies,
         &settings,
+        &ticket,
         &signals.shutdown,
     );
     let reason = tokio::select! {

@@ -20,7 +20,10 @@ use crate::{
             room::Room,
         },
         config::SocketSettings,
-        edge::flood::{FloodGate, Verdict},
+        edge::{
+            admission::Ticket,
+            flood::{FloodGate, Start, Verdict},
+        },
         hub::Hub,
         metrics,
     },
@@ -45,6 +48,7 @@ pub(super) async fn read_loop<S>(
     hub: &Hub,
     replies: mpsc::Sender<Reply>,
     settings: &SocketSettings,
+    ticket: &Ticket,
     shutdown: &CancellationToken,
 ) -> Disconnect
 where
@@ -56,7 +60,12 @@ where
         dialect,
     } = speaker;
     let mut last_typing: Option<Instant> = None;
-    let mut flood = FloodGate::new(settings);
+    let start = if ticket.after_flood() {
+        Start::Lean
+    } else {
+        Start::Full
+    };
+    let mut flood = FloodGate::new(settings, start);
 
     loop {
         // Only waiting for a frame is cancelled; a frame being handled
@@ -72,7 +81,7 @@ where
             },
         };
         if matches!(message, Ok(Message::Text(_) | Message::Binary(_))) {
-            match flood.check() {
+            match flood.check(|| ticket.spend()) {
                 Verdict::Accept => {}
                 Verdict::SlowDown => {
                     metrics::refused("slow-down");
