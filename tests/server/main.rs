@@ -14,6 +14,7 @@ mod keepalive;
 mod names;
 mod neighbours;
 mod plain_text;
+mod presence;
 mod rfc6455;
 mod services;
 mod shutdown;

@@ -7,6 +7,16 @@
 //! (to tutorial clients) or a few small deltas (to Banter's clients) per
 //! interval.
 //!
+//! Even one list per interval is O(N²) while a crowd joins: N recipients
+//! of an N-name list, every interval, for as long as the joins last (10,000
+//! tutorial clients joining were sent 76 GB of lists). So whole lists are
+//! also paced by what they cost ([`ListPace`]): after a list of B bytes to
+//! R clients, the next waits B × R / [`LIST_BYTES_PER_SECOND`]. A small
+//! room is unaffected (1,000 names to 1,000 clients: 8 MB, an eighth of a
+//! second); at 10,000 a list goes out about every 12 s while joins go on.
+//! A joiner still gets the current list at once, in its join snapshot, and
+//! the last list after the joins stop is exact.
+//!
 //! Deltas are an *ordered* log of set operations, cut into runs of
 //! `user-joined` and `user-left`. Applying a prefix of the log twice leaves a
 //! set as applying it once (each operation sets a name's membership
@@ -14,7 +24,10 @@
 //! a joiner take its snapshot in the middle of a batch and then apply the
 //! whole batch.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +55,37 @@ impl PresenceLog {
     /// Empties the log, returning what it held.
     pub(crate) fn take(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
+    }
+}
+
+/// Whole-list bytes (list size × recipients) one room may send per second,
+/// on average. A share a loopback socket path moves in well under a tenth
+/// of a core, and far above what a room of a few hundred ever needs.
+pub(crate) const LIST_BYTES_PER_SECOND: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// When a room's next whole list may go out. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct ListPace {
+    /// Membership changed since the last list.
+    stale: bool,
+    not_before: Option<Instant>,
+}
+
+impl ListPace {
+    pub(crate) fn changed(&mut self) {
+        self.stale = true;
+    }
+
+    /// Whether a list is owed and its pace allows it now.
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
+        self.stale && self.not_before.is_none_or(|at| now >= at)
+    }
+
+    /// A list of `bytes` went to `recipients` at `now`.
+    pub(crate) fn sent(&mut self, now: Instant, bytes: usize, recipients: usize) {
+        self.stale = false;
+        let cost = bytes as f64 * recipients as f64;
+        self.not_before = Some(now + Duration::from_secs_f64(cost / LIST_BYTES_PER_SECOND));
     }
 }
 
@@ -105,6 +149,25 @@ mod tests {
                 Change::Left(n) => set.remove(&**n),
             };
         }
+    }
+
+    #[test]
+    fn a_list_waits_for_what_the_last_one_cost() {
+        let mut pace = ListPace::default();
+        let start = Instant::now();
+        assert!(!pace.is_due(start), "nothing changed");
+        pace.changed();
+        assert!(pace.is_due(start), "the first list goes at once");
+        // 8 KB to 1,000 clients: 8 MB, an eighth of a second.
+        pace.sent(start, 8 * 1024, 1000);
+        pace.changed();
+        assert!(!pace.is_due(start + Duration::from_millis(100)));
+        assert!(pace.is_due(start + Duration::from_millis(130)));
+        // 80 KB to 10,000 clients: about 12 s.
+        pace.sent(start, 80 * 1024, 10_000);
+        pace.changed();
+        assert!(!pace.is_due(start + Duration::from_secs(11)));
+        assert!(pace.is_due(start + Duration::from_secs(13)));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::{
     latest::Latest,
     lock,
     name_key::name_key,
-    presence::{self, Change, PresenceLog},
+    presence::{self, Change, ListPace, PresenceLog},
 };
 use crate::protocol::{ChatMessage, ServerEvent};
 
@@ -65,6 +65,7 @@ struct State {
     /// their joins and leaves arrive through the cluster, not from here.
     remote: HashSet<String>,
     changes: PresenceLog,
+    list_pace: ListPace,
     latest: Latest,
 }
 
@@ -286,17 +287,20 @@ impl Room {
         });
     }
 
-    /// Sends the presence changes gathered since the last call: deltas to
-    /// delta clients, the whole list (sorted by key) to list clients. Does
-    /// nothing when nothing changed.
+    /// Sends the presence changes gathered since the last call as deltas
+    /// to delta clients, and the whole list (sorted by key) to list clients
+    /// when it has changed and its pace allows (see
+    /// [`presence::ListPace`]). Does nothing when nothing changed.
     pub(crate) fn flush_presence(&self) {
         let mut state = lock(&self.state);
         let changes = state.changes.take();
-        if changes.is_empty() {
-            return;
+        if !changes.is_empty() {
+            state.list_pace.changed();
         }
-        let list =
-            (state.list_clients > 0).then(|| state.names.values().cloned().collect::<Vec<_>>());
+        let now = std::time::Instant::now();
+        let recipients = state.list_clients;
+        let list = (recipients > 0 && state.list_pace.is_due(now))
+            .then(|| state.names.values().cloned().collect::<Vec<_>>());
         drop(state);
 
         for frame in presence::delta_frames(&changes) {
@@ -307,10 +311,14 @@ impl Room {
             });
         }
         if let Some(usernames) = list {
+            let frame = encode(&ServerEvent::UpdateUsers { usernames });
+            lock(&self.state)
+                .list_pace
+                .sent(now, frame.len(), recipients);
             let _ = self.events.send(Outbound {
                 audience: Audience::Only(PresenceStyle::List),
                 id: 0,
-                frame: encode(&ServerEvent::UpdateUsers { usernames }),
+                frame,
             });
         }
     }
