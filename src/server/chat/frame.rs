@@ -10,7 +10,7 @@
 //! ([`Outbound`], filtered by [`Audience`]), or to one client alone through
 //! its writer ([`Reply`]).
 
-use axum::extract::ws::Utf8Bytes;
+use tungstenite::Utf8Bytes;
 
 use crate::protocol::ServerEvent;
 
@@ -71,8 +71,14 @@ pub(crate) enum Reply {
     /// An event (an `error`, a `history` page).
     Frame(Frame),
     /// Close with this code and reason, then stop: the client sent
-    /// something that ends the conversation (too big, not UTF-8).
+    /// something that ends the conversation (too big, not UTF-8, a broken
+    /// frame).
     Close { code: u16, reason: &'static str },
+    /// The client closed: answer with its code (RFC 6455 §5.5.1), then
+    /// stop.
+    AnswerClose(Option<u16>),
+    /// The client pinged: answer with a pong carrying its payload.
+    AnswerPing(Vec<u8>),
     /// The client answered a ping: it is still there.
     Pong,
 }

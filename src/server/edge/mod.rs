@@ -8,6 +8,7 @@
 //! - [`admission`]: connection counts and handshake pacing.
 //! - [`refusal`]: each refusal's status and sentence.
 //! - [`ws`]: the HTTP side of `/start_web_socket` (checks, upgrade or 426).
+//! - [`wire`]: WebSocket itself: the handshake, frames in and out.
 //! - [`connection`]: one socket's reader and writer tasks, which talk to
 //!   the chat only through the hub.
 //! - [`flood`]: the per-socket message rate limit.
@@ -21,4 +22,5 @@ pub(crate) mod client_addr;
 pub(crate) mod connection;
 pub(crate) mod flood;
 pub(crate) mod refusal;
+pub(crate) mod wire;
 pub(crate) mod ws;

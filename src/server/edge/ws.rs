@@ -14,10 +14,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{
-        Extension, FromRequestParts, Query, Request, State,
-        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
-    },
+    extract::{Extension, FromRequestParts, Query, Request, State},
     http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -32,6 +29,7 @@ use super::{
     admission::Admission,
     client_addr::ClientAddr,
     connection::{self, Dialect},
+    wire::upgrade::{NotUpgrade, Upgrade},
 };
 use crate::{
     protocol::PRESENCE_DELTA,
@@ -42,24 +40,6 @@ use crate::{
         metrics,
     },
 };
-
-/// tungstenite's read buffer. Its default (128 KiB) is zero-filled on the
-/// first read, so every idle connection would hold 128 KiB of RSS; chat
-/// frames are small, and a bigger one just takes a few more reads. 2 KiB
-/// rather than 4 brought an idle client from 17.4 to 15.6 KiB, with no
-/// change in delivered frames/s (banter-bench, C = 1,000).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
-
-/// tungstenite writes its buffer out once it holds this much. The buffer
-/// keeps its largest size for the connection's life, so the default
-/// (128 KiB) would let one burst (a join snapshot, a backlog) pin that much
-/// memory per idle client; 4 KiB still packs a few dozen chat frames into
-/// each write.
-const WRITE_BUFFER_BYTES: usize = 4 * 1024;
-
-/// Largest frame or message a client may send. Far above the longest chat
-/// message, far below what would let one client tie up real memory.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// What the endpoint needs of the server's state. The router's state hands
 /// it over (`FromRef`), so the edge never names the whole of it.
@@ -99,7 +79,7 @@ pub(crate) struct JoinParams {
 /// plain request that would have been let in (how the page learns that a
 /// failed socket was the network's fault, not a refusal).
 pub(crate) async fn start_web_socket(
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotUpgrade>,
     Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     Query(params): Query<JoinParams>,
@@ -150,13 +130,7 @@ pub(crate) async fn page_or_plain_text(
         Ok(Query(params)) => params,
         Err(rejection) => return rejection.into_response(),
     };
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await;
-    // A malformed handshake is the client's error, said plainly: this
-    // address is a page, so "426 Upgrade Required" would be wrong.
-    let upgrade = match upgrade {
-        Ok(upgrade) => Ok(upgrade),
-        Err(rejection) => return rejection.into_response(),
-    };
+    let upgrade = Upgrade::from_request_parts(&mut parts, &state).await;
     let wants = Wants {
         room,
         // Deltas are what a plain-text client's join and leave lines are
@@ -165,18 +139,6 @@ pub(crate) async fn page_or_plain_text(
         dialect: Dialect::Text,
     };
     open(state, upgrade, client, &parts.headers, params, wants).await
-}
-
-/// RFC 6455 §4.2.1: the key "when decoded, is 16 bytes in length". axum
-/// only checks that it is there, and would answer any value with 101 (a
-/// handshake without one it has already refused).
-fn key_is_valid(headers: &HeaderMap) -> bool {
-    use base64::Engine;
-    headers.get(header::SEC_WEBSOCKET_KEY).is_none_or(|key| {
-        base64::engine::general_purpose::STANDARD
-            .decode(key.as_bytes())
-            .is_ok_and(|bytes| bytes.len() == 16)
-    })
 }
 
 /// What a socket is for, once upgraded: where, and how it speaks.
@@ -189,7 +151,7 @@ struct Wants {
 /// Both endpoints from here on: access, then admission, then the upgrade.
 async fn open(
     state: Endpoint,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotUpgrade>,
     client: std::net::IpAddr,
     headers: &HeaderMap,
     params: JoinParams,
@@ -218,41 +180,11 @@ async fn open(
             return refusal.into_response();
         }
     };
+    // Only now, so that a plain GET learns nothing about a server that
+    // would have refused it anyway.
     let upgrade = match upgrade {
-        Ok(_) if !key_is_valid(headers) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455, section 4.1).\n",
-            )
-                .into_response();
-        }
         Ok(upgrade) => upgrade,
-        Err(WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "A WebSocket handshake needs a Sec-WebSocket-Key header.\n",
-            )
-                .into_response();
-        }
-        // Section 4.4: name the version this server speaks.
-        Err(WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)) => {
-            return (
-                StatusCode::UPGRADE_REQUIRED,
-                [(header::SEC_WEBSOCKET_VERSION, "13")],
-                "This server speaks WebSocket version 13.\n",
-            )
-                .into_response();
-        }
-        // A plain request: axum would say 400 or 405; the protocol says
-        // 426 Upgrade Required.
-        Err(_) => {
-            return (
-                StatusCode::UPGRADE_REQUIRED,
-                [(header::UPGRADE, "websocket")],
-                "This endpoint speaks WebSocket only: connect with a WebSocket client.\n",
-            )
-                .into_response();
-        }
+        Err(not) => return not.into_response(),
     };
     let Endpoint {
         hub,
@@ -261,26 +193,21 @@ async fn open(
         settings,
         ..
     } = state;
-    upgrade
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            let request = JoinRequest {
-                username: params.username,
-                room: wants.room,
-                style: wants.style,
-                since: params.since,
-            };
-            connections.track_future(connection::run(
-                socket,
-                request,
-                wants.dialect,
-                hub,
-                signals,
-                settings,
-                ticket,
-            ))
-        })
+    upgrade.respond(move |socket| {
+        let request = JoinRequest {
+            username: params.username,
+            room: wants.room,
+            style: wants.style,
+            since: params.since,
+        };
+        connections.track_future(connection::run(
+            socket,
+            request,
+            wants.dialect,
+            hub,
+            signals,
+            settings,
+            ticket,
+        ))
+    })
 }

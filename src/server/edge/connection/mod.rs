@@ -20,20 +20,18 @@ mod writer;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{
-    protocol::close_code,
-    server::{
-        chat::room::Room,
-        config::SocketSettings,
-        edge::admission::Ticket,
-        hub::{Hub, JoinError, JoinRequest, Membership},
+use crate::server::{
+    chat::room::Room,
+    config::SocketSettings,
+    edge::{
+        admission::Ticket,
+        wire::{self, encode, upgrade::Upgraded},
     },
+    hub::{Hub, JoinError, JoinRequest, Membership},
 };
 pub(crate) use dialect::Dialect;
 use dialect::Speech;
@@ -106,10 +104,15 @@ pub(crate) struct Signals {
     pub(crate) goodbye: CancellationToken,
 }
 
+/// Largest message a client may send, whole or in fragments. Far above
+/// the longest chat message, far below what would let one client tie up
+/// real memory.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Runs a freshly upgraded socket until either side ends it. `ticket`
 /// holds the socket's place in the connection limits until then.
 pub(crate) async fn run(
-    socket: WebSocket,
+    socket: Upgraded,
     request: JoinRequest,
     dialect: Dialect,
     hub: Arc<Hub>,
@@ -117,14 +120,22 @@ pub(crate) async fn run(
     settings: SocketSettings,
     ticket: Ticket,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    let (read, write) = socket.tcp.into_split();
+    let mut stream = wire::Inbound::new(read, &socket.early, MAX_MESSAGE_BYTES);
+    let mut sink = wire::Outbound::new(write);
     let style = request.style;
     let username = request.username.clone();
     let membership = match join(&hub, request, dialect).await {
         Ok(membership) => membership,
         Err(err) => {
             info!(user = %username, reason = %err, "join refused");
-            let _ = sink.send(close(err.close_code(), &err.to_string())).await;
+            let refusal = encode::close(err.close_code(), &err.to_string());
+            let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+                if sink.send_raw(refusal).await.is_ok() {
+                    stream.drain().await;
+                }
+            })
+            .await;
             return;
         }
     };
@@ -168,11 +179,14 @@ pub(crate) async fn run(
                 // that frame arrive.
                 Disconnect::Flooding => {
                     ticket.flooded();
-                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
                 }
                 Disconnect::BadInput { .. } => {
-                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
                 }
+                // The writer is answering the client's close, and ends
+                // once it is out.
+                Disconnect::ClientClosed(_) => {}
                 // The writer is saying goodbye: it waits for `goodbye` (the
                 // server's deadline bounds that) or for a slow client's
                 // backlog (bounded by its own timeout). Let it finish.
@@ -180,7 +194,7 @@ pub(crate) async fn run(
                     let written = (&mut writer).await;
                     // Its close is out (or given up on): read on until the
                     // client answers, so a reset does not overtake it.
-                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain(&mut stream)).await;
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
                     return log_end(&name, &room, &hub, written.unwrap_or(reason));
                 }
                 _ => stop_writer.cancel(),
@@ -225,48 +239,8 @@ async fn join(
     }
 }
 
-/// Reads and discards until the client's close frame or the end.
-async fn drain<S>(stream: &mut S)
-where
-    S: futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    while let Some(Ok(message)) = stream.next().await {
-        if matches!(message, Message::Close(_)) {
-            break;
-        }
-    }
-}
-
 /// The writer owned the membership; it is dropped (the user has left) by
 /// the time the writer task has finished or been aborted.
 fn log_end(name: &str, room: &Room, hub: &Hub, reason: Disconnect) {
     info!(user = %name, room = %room.name(), %reason, online = hub.len(), "disconnected");
-}
-
-/// A close frame. RFC 6455 allows 123 bytes of reason; a longer one (a long
-/// non-ASCII name in "already taken") is cut at a character boundary.
-fn close(code: u16, reason: &str) -> Message {
-    let mut end = reason.len().min(close_code::MAX_REASON_BYTES);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason[..end].into(),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_fit_the_frame() {
-        let long = format!("Username {} is already taken", "é".repeat(32));
-        let Message::Close(Some(frame)) = close(1008, &long) else {
-            panic!("not a close frame")
-        };
-        assert!(frame.reason.len() <= close_code::MAX_REASON_BYTES);
-        assert!(long.starts_with(frame.reason.as_str()));
-    }
 }

@@ -5,9 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::Message;
-use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::{io::AsyncRead, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -23,6 +21,7 @@ use crate::{
         edge::{
             admission::Ticket,
             flood::{FloodGate, Start, Verdict},
+            wire::{Inbound, Incoming, ReadError},
         },
         hub::Hub,
         metrics,
@@ -42,8 +41,8 @@ pub(super) struct Speaker<'a> {
 }
 
 /// Reads client events until the client closes or the connection fails.
-pub(super) async fn read_loop<S>(
-    stream: &mut S,
+pub(super) async fn read_loop<R>(
+    stream: &mut Inbound<R>,
     speaker: Speaker<'_>,
     hub: &Hub,
     replies: mpsc::Sender<Reply>,
@@ -52,7 +51,7 @@ pub(super) async fn read_loop<S>(
     shutdown: &CancellationToken,
 ) -> Disconnect
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    R: AsyncRead + Unpin,
 {
     let Speaker {
         name,
@@ -75,12 +74,9 @@ where
             _ = shutdown.cancelled() => return Disconnect::ServerShutdown,
             // The writer has ended, and the user has left the room.
             _ = replies.closed() => return Disconnect::Left,
-            message = stream.next() => match message {
-                Some(message) => message,
-                None => break,
-            },
+            message = stream.next() => message,
         };
-        if matches!(message, Ok(Message::Text(_) | Message::Binary(_))) {
+        if matches!(message, Ok(Incoming::Text(_) | Incoming::Binary)) {
             match flood.check(|| ticket.spend()) {
                 Verdict::Accept => {}
                 Verdict::SlowDown => {
@@ -90,7 +86,7 @@ where
                         settings.message_rate
                     ));
                     if replies.send(Reply::Frame(slow_down)).await.is_err() {
-                        break;
+                        return Disconnect::Left;
                     }
                     continue;
                 }
@@ -104,7 +100,7 @@ where
             }
         }
         let reply = match message {
-            Ok(Message::Text(text)) => match dialect.read(&text) {
+            Ok(Incoming::Text(text)) => match dialect.read(&text) {
                 Ok(ClientEvent::SendMessage { message, client_id }) => {
                     match hub.publish(room, name, message, client_id, &replies).await {
                         Ok(()) => None,
@@ -131,23 +127,27 @@ where
                 }
                 Err(reason) => Some(encode_error(reason)),
             },
-            Ok(Message::Binary(_)) => Some(encode_error(dialect.binary_refused().to_string())),
-            Ok(Message::Close(frame)) => {
-                return Disconnect::ClientClosed(frame.map(|f| f.code));
+            Ok(Incoming::Binary) => Some(encode_error(dialect.binary_refused().to_string())),
+            Ok(Incoming::Close(code, _)) => {
+                // The writer answers it, then ends.
+                let _ = replies.send(Reply::AnswerClose(code)).await;
+                return Disconnect::ClientClosed(code);
             }
-            // tungstenite answers pings itself.
-            Ok(Message::Ping(_)) => None,
+            // A client that pings faster than its pongs go out is
+            // flooding; the pongs it misses are its own loss.
+            Ok(Incoming::Ping(payload)) => {
+                let _ = replies.try_send(Reply::AnswerPing(payload));
+                None
+            }
             // The writer is waiting for this; if its queue is full the
             // client is flooding and the ping timeout may take it.
-            Ok(Message::Pong(_)) => {
+            Ok(Incoming::Pong) => {
                 let _ = replies.try_send(Reply::Pong);
                 None
             }
-            Err(err) => {
-                let Some((code, reason)) = bad_input(&err) else {
-                    return Disconnect::ConnectionLost(err.to_string());
-                };
-                debug!(user = %name, %err, code, "closing on bad input");
+            Err(ReadError::Broken(broken)) => {
+                let (code, reason) = (broken.code, broken.reason);
+                debug!(user = %name, code, reason, "closing on bad input");
                 metrics::refused(match code {
                     close_code::TOO_BIG => "too-big",
                     close_code::INVALID_DATA => "not-utf8",
@@ -156,54 +156,14 @@ where
                 let _ = replies.send(Reply::Close { code, reason }).await;
                 return Disconnect::BadInput { code, reason };
             }
+            Err(err) => return Disconnect::ConnectionLost(err.to_string()),
         };
         if let Some(frame) = reply {
             // Waiting here only holds up this client's own reader.
             if replies.send(Reply::Frame(frame)).await.is_err() {
-                break;
+                return Disconnect::Left;
             }
         }
-    }
-    Disconnect::ConnectionLost("stream ended".to_string())
-}
-
-/// The close code and reason for input that ends a connection, or `None`
-/// for a plain network failure.
-///
-/// RFC 6455 asks a server to _Fail the WebSocket Connection_ on a frame it
-/// cannot accept, and §7.4.1 names the code: 1002 for a frame that breaks
-/// the framing rules, 1007 for text that is not UTF-8, 1009 for a message
-/// over the limit (whole or in fragments). A close frame with a code no
-/// endpoint may send (999, 1005, …) is answered with 1002 by tungstenite
-/// itself, as the reply to that close; a close frame that cannot be read at
-/// all (one byte of payload) arrives here as an error.
-fn bad_input(err: &axum::Error) -> Option<(u16, &'static str)> {
-    use tungstenite::error::ProtocolError as Broken;
-    let source = std::error::Error::source(err)?;
-    let protocol = |reason| Some((close_code::PROTOCOL_ERROR, reason));
-    match source.downcast_ref::<tungstenite::Error>()? {
-        tungstenite::Error::Capacity(_) => {
-            Some((close_code::TOO_BIG, "Message too big: the limit is 64 KiB"))
-        }
-        tungstenite::Error::Utf8(_) => {
-            Some((close_code::INVALID_DATA, "Text frames must be valid UTF-8"))
-        }
-        tungstenite::Error::Protocol(broken) => match broken {
-            Broken::NonZeroReservedBits => protocol("Reserved bits set without an extension"),
-            Broken::UnmaskedFrameFromClient => protocol("Client frames must be masked"),
-            Broken::FragmentedControlFrame => protocol("Control frames must not be fragmented"),
-            Broken::ControlFrameTooBig => protocol("Control frames carry at most 125 bytes"),
-            Broken::UnknownControlFrameType(_)
-            | Broken::UnknownDataFrameType(_)
-            | Broken::InvalidOpcode(_) => protocol("Reserved opcode"),
-            Broken::UnexpectedContinueFrame => protocol("Continuation with nothing to continue"),
-            Broken::ExpectedFragment(_) => protocol("Expected a continuation frame"),
-            Broken::InvalidCloseSequence => protocol("Malformed close frame"),
-            // The peer went without a close frame, or sent after its own:
-            // nobody is left to read a close of ours.
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -3,21 +3,26 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::Message;
-use futures::{Sink, SinkExt};
-use tokio::sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, mpsc};
+use tokio::{
+    io::AsyncWrite,
+    sync::{broadcast::error::RecvError, broadcast::error::TryRecvError, mpsc},
+};
 use tokio_util::sync::CancellationToken;
 
-use super::{Disconnect, close, dialect::Speech};
+use super::{Disconnect, dialect::Speech};
 use crate::{
     protocol::close_code,
     server::{
         chat::frame::{Frame, Outbound, Reply},
         config::SocketSettings,
+        edge::wire::{self, encode},
         hub::Membership,
         metrics,
     },
 };
+
+/// The socket's write side, as the writer sees it.
+type Sink<W> = wire::Outbound<W>;
 
 /// Most frames written before one flush: enough to amortise the syscall in
 /// a burst, few enough that the first of them is not held back long.
@@ -44,8 +49,8 @@ const SLOW_GOODBYE_TIMEOUT: Duration = Duration::from_secs(30);
 /// ever waits for it. Every `ping_interval` it is pinged; no pong within
 /// `ping_timeout` and it is dropped as gone (a laptop lid closed, a network
 /// that vanished without a FIN).
-pub(super) async fn write_loop<S>(
-    mut sink: S,
+pub(super) async fn write_loop<W>(
+    mut sink: Sink<W>,
     mut membership: Membership,
     mut replies: mpsc::Receiver<Reply>,
     stop: CancellationToken,
@@ -54,7 +59,7 @@ pub(super) async fn write_loop<S>(
     mut speech: Speech,
 ) -> Disconnect
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
     // The snapshot can be large (a resume sends up to 10,000 messages): a
     // client that does not read it is as stalled as one that stops later.
@@ -66,7 +71,7 @@ where
     let frames = snapshot.len() as u64;
     let written = timed_write(settings.stall_timeout, async {
         for frame in snapshot {
-            sink.feed(Message::Text(frame)).await?;
+            sink.feed_text(frame.as_bytes()).await?;
         }
         sink.flush().await?;
         metrics::delivered(frames);
@@ -88,13 +93,8 @@ where
                 if goodbye.is_cancelled() {
                     return say_goodbye(&mut sink, &mut membership, &mut speech).await;
                 }
-                // The reader has stopped: the client closed (or went). The
-                // close it sent is answered here, where the socket is
-                // written: without this the TCP connection ends with the
-                // reply unsent, and the client sees 1006 instead of its own
-                // clean close.
-                let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.close()).await;
-                return Disconnect::ClientClosed(None);
+                // The reader has stopped: the connection was lost.
+                return Disconnect::ConnectionLost("reader stopped".to_string());
             }
             Some(reply) = replies.recv() => match reply {
                 Reply::Frame(frame) => match speech.say(frame) {
@@ -102,8 +102,32 @@ where
                     None => continue,
                 },
                 Reply::Close { code, reason } => {
-                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(close(code, reason))).await;
+                    let close = sink.send_raw(encode::close(code, reason));
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, close).await;
                     return Disconnect::BadInput { code, reason };
+                }
+                // The close the client sent is answered here, where the
+                // socket is written, with its own code: without an answer
+                // the client sees 1006 instead of its own clean close.
+                Reply::AnswerClose(code) => {
+                    let answer = match code {
+                        Some(code) => encode::close(code, ""),
+                        None => encode::frame(encode::CLOSE, &[]),
+                    };
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+                        sink.send_raw(answer).await?;
+                        sink.shutdown().await
+                    })
+                    .await;
+                    return Disconnect::ClientClosed(code);
+                }
+                Reply::AnswerPing(payload) => {
+                    let pong = sink.send_raw(encode::frame(encode::PONG, &payload));
+                    match tokio::time::timeout(settings.stall_timeout, pong).await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
+                        Err(_) => return Disconnect::Stalled { after: settings.stall_timeout },
+                    }
                 }
                 Reply::Pong => {
                     awaiting_pong = false;
@@ -128,7 +152,7 @@ where
                 }
                 awaiting_pong = true;
                 keepalive.as_mut().reset(tokio::time::Instant::now() + settings.ping_timeout);
-                let ping = sink.send(Message::Ping(Default::default()));
+                let ping = sink.send_raw(encode::frame(encode::PING, &[]));
                 match tokio::time::timeout(settings.stall_timeout, ping).await {
                     Ok(Ok(())) => continue,
                     Ok(Err(err)) => return Disconnect::ConnectionLost(err.to_string()),
@@ -147,7 +171,7 @@ where
 /// means the ring lapped the client meanwhile. `Err`: why it must end.
 async fn timed_write(
     stall_timeout: Duration,
-    write: impl Future<Output = Result<Option<u64>, axum::Error>>,
+    write: impl Future<Output = std::io::Result<Option<u64>>>,
 ) -> Result<(), Disconnect> {
     match tokio::time::timeout(stall_timeout, write).await {
         Ok(Ok(None)) => Ok(()),
@@ -162,19 +186,19 @@ async fn timed_write(
 /// The server is going: everything already in the ring for this client
 /// goes out, then 1001. Bounded by the server's shutdown deadline: at it
 /// the process exits, writer or not, if a client does not read.
-async fn say_goodbye<S>(
-    sink: &mut S,
+async fn say_goodbye<W>(
+    sink: &mut Sink<W>,
     membership: &mut Membership,
     speech: &mut Speech,
 ) -> Disconnect
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
     loop {
         match membership.events.try_recv() {
             Ok(event) => {
                 if let Some(frame) = wanted(membership, speech, event)
-                    && sink.feed(Message::Text(frame)).await.is_err()
+                    && sink.feed_text(frame.as_bytes()).await.is_err()
                 {
                     return Disconnect::ServerShutdown;
                 }
@@ -185,7 +209,10 @@ where
         }
     }
     let _ = sink
-        .send(close(close_code::GOING_AWAY, "Server is shutting down"))
+        .send_raw(encode::close(
+            close_code::GOING_AWAY,
+            "Server is shutting down",
+        ))
         .await;
     Disconnect::ServerShutdown
 }
@@ -193,16 +220,16 @@ where
 /// Writes `first` and whatever else is already waiting (up to
 /// [`WRITE_BATCH`] frames), then flushes once. `Ok(Some(missed))` if the
 /// ring lapped this client meanwhile.
-async fn write_batch<S>(
-    sink: &mut S,
+async fn write_batch<W>(
+    sink: &mut Sink<W>,
     first: Frame,
     membership: &mut Membership,
     speech: &mut Speech,
-) -> Result<Option<u64>, axum::Error>
+) -> std::io::Result<Option<u64>>
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    sink.feed(Message::Text(first)).await?;
+    sink.feed_text(first.as_bytes()).await?;
     let mut frames = 1;
     for _ in 1..WRITE_BATCH {
         let frame = match membership.events.try_recv() {
@@ -213,7 +240,7 @@ where
             Err(TryRecvError::Lagged(missed)) => return Ok(Some(missed)),
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         };
-        sink.feed(Message::Text(frame)).await?;
+        sink.feed_text(frame.as_bytes()).await?;
         frames += 1;
     }
     sink.flush().await?;
@@ -232,14 +259,14 @@ fn wanted(membership: &Membership, speech: &mut Speech, event: Outbound) -> Opti
 /// back from there), or its socket took nothing for the stall timeout —
 /// leaves the room at once; the 1013 then waits behind its backlog, so it
 /// reconnects and resumes rather than showing a gapped chat.
-async fn fall_behind<S>(
-    sink: &mut S,
+async fn fall_behind<W>(
+    sink: &mut Sink<W>,
     membership: Membership,
     replies: mpsc::Receiver<Reply>,
     why: Disconnect,
 ) -> Disconnect
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
     if !matches!(why, Disconnect::TooSlow { .. } | Disconnect::Stalled { .. }) {
         return why;
@@ -250,7 +277,7 @@ where
     drop(membership);
     drop(replies);
     let reason = "Too slow: fell behind the chat; reconnect to continue";
-    let goodbye = sink.send(close(close_code::TRY_AGAIN_LATER, reason));
+    let goodbye = sink.send_raw(encode::close(close_code::TRY_AGAIN_LATER, reason));
     let _ = tokio::time::timeout(SLOW_GOODBYE_TIMEOUT, goodbye).await;
     why
 }
