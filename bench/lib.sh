@@ -17,22 +17,29 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=target/bench
 BANTER=$CARGO_TARGET_DIR/release/banter
 BENCH=$CARGO_TARGET_DIR/release/banter-bench
+# The one-thread floor (bench/baselines/minimal): its own cargo workspace and
+# lock, so it shares the target dir but never Banter's dependency tree.
+MINIMAL=$CARGO_TARGET_DIR/release/banter-minimal
 DENO=bench/baselines/node_modules/@deno/linux-x64-glibc/deno
+BUN=bench/baselines/node_modules/@oven/bun-linux-x64/bin/bun
 
 build() {
-  say "building banter and banter-bench (release)"
+  say "building banter, banter-bench and banter-minimal (release)"
   cargo build --release --quiet --features ssr --bin banter
   cargo build --release --quiet -p banter-bench
+  cargo build --release --quiet --manifest-path bench/baselines/minimal/Cargo.toml
   command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
   ulimit -n "$(ulimit -Hn)"
 }
 
-# The Deno and Node baselines (ws, and Deno itself, from npm).
+# The Bun, Deno and Node baselines: ws, and the Bun and Deno binaries too,
+# from npm, so one locked `npm ci` installs them all and no install script
+# downloads anything of its own.
 install_baselines() {
   local lock_sum
   lock_sum=$(sha256sum bench/baselines/package-lock.json | cut -d' ' -f1)
   if [ "$(cat bench/baselines/node_modules/.banter-lock 2>/dev/null)" != "$lock_sum" ]; then
-    say "npm ci (baselines: ws, and Deno from npm)"
+    say "npm ci (baselines: ws, and Bun and Deno from npm)"
     (cd bench/baselines && npm ci --no-audit --no-fund --loglevel=error)
     echo "$lock_sum" >bench/baselines/node_modules/.banter-lock
   fi
@@ -54,7 +61,7 @@ trap stop_server EXIT
 UNLIMITED=(--max-connections 100000 --max-connections-per-ip 100000
   --handshake-rate 1000000 --handshake-burst 1000000)
 UNTHROTTLED=(--message-rate 1000000 --message-burst 1000000)
-# start_server banter|banter-store|banter-nostore|banter-limited|deno|node [FLAGS...]
+# start_server banter|banter-store|banter-nostore|banter-limited|bun|deno|node|minimal [FLAGS...]
 #   banter-limited: per-address limits lifted, the per-socket message limit
 #   at its defaults (10/s, burst 20). FLAGS go to a banter server and take
 #   the place of the same flags in UNLIMITED/UNTHROTTLED.
@@ -74,8 +81,10 @@ start_server() {
       rm -rf "$OUT/data"
       taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${banter_flags[@]}" --log warn >/dev/null 2>&1 & ;;
     banter-nostore) taskset -c 0 "$BANTER" --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" --storage off "${banter_flags[@]}" --log warn >/dev/null 2>&1 & ;;
+    bun) taskset -c 0 "$BUN" run bench/baselines/bun_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     deno) taskset -c 0 "$DENO" run --allow-net bench/baselines/deno_chat.ts "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     node) taskset -c 0 node bench/baselines/node_chat.mjs "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
+    minimal) taskset -c 0 "$MINIMAL" "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
     *) echo "start_server: unknown server $kind" >&2; return 1 ;;
   esac
   SERVER_PID=$!

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The standard benchmark matrix: Banter against the Deno and Node baselines,
-# each server pinned to CPU 0 and banter-bench to CPU 1, every run bounded in
-# time, all traffic on 127.0.0.1. Writes the raw results to bench/results/ and
-# rewrites bench/RESULTS.md (table) and bench/results.png (plot).
+# The standard benchmark matrix: Banter against the Bun, Deno and Node
+# baselines (the tutorial chat as each runtime's docs teach it) and the
+# one-thread minimal server (what the kernel costs: one frame encoded per
+# message, one write per socket), each server pinned to CPU 0 and
+# banter-bench to CPU 1, every run bounded in time, all traffic on 127.0.0.1.
+# Writes the raw results to bench/results/ and rewrites bench/RESULTS.md
+# (table) and bench/results.png (plot).
 #
-#   bench/run.sh            the full matrix (~25 minutes)
+#   bench/run.sh            the full matrix (~35 minutes)
 #   bench/run.sh --quick    C=1000 only, for a quick comparison
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,12 +30,12 @@ for C in "${SIZES[@]}"; do
   for S in 1 10; do
     # As fast as possible: about two million deliveries per run.
     M=$(( 2000000 / C / S ))
-    for server in banter deno node; do
+    for server in banter bun deno node minimal; do
       bench "$server" -c "$C" -s "$S" -m "$M"
     done
     # Steady: 20 messages per second in total, for 15 seconds.
     M=$(( 300 / S ))
-    for server in banter deno node; do
+    for server in banter bun deno node minimal; do
       bench "$server" -c "$C" -s "$S" -m "$M" --rate 20
     done
   done

@@ -35,13 +35,18 @@ say "cargo clippy (ssr, hydrate, bench) -D warnings"
 cargo clippy --features ssr --all-targets -- -D warnings
 cargo clippy --features hydrate --all-targets -- -D warnings
 cargo clippy -p banter-bench --all-targets -- -D warnings
+# The one-thread floor the benchmark measures against: its own workspace.
+MINIMAL=(--manifest-path bench/baselines/minimal/Cargo.toml)
+cargo fmt "${MINIMAL[@]}" --check
+cargo clippy "${MINIMAL[@]}" --all-targets -- -D warnings
 
 say "cargo test --features ssr"
 cargo test --features ssr 2>&1 | tee "$LOG_DIR/ssr.log"
 say "cargo test --lib --features hydrate"
 cargo test --lib --features hydrate 2>&1 | tee "$LOG_DIR/hydrate.log"
-say "cargo test -p banter-bench"
+say "cargo test -p banter-bench, and the minimal baseline's"
 cargo test -p banter-bench 2>&1 | tee "$LOG_DIR/bench.log"
+cargo test "${MINIMAL[@]}" 2>&1 | tee -a "$LOG_DIR/bench.log"
 
 say "cargo leptos build --release"
 cargo leptos build --release

@@ -209,6 +209,13 @@ pub async fn listen(mut client: Client, plan: Rc<Plan>, stats: Shared, deadline:
                 _ => {}
             }
         }
+        // Done as soon as the last message is in: waiting for one more
+        // frame would hold the run open until something else arrives (the
+        // presence update when a sender leaves, on servers that send one)
+        // or until the deadline.
+        if got >= expected {
+            break;
+        }
         match tokio::time::timeout_at(deadline, client.fill()).await {
             Ok(Ok(true)) => {}
             Ok(_) => {
@@ -363,5 +370,64 @@ mod tests {
         assert_eq!(parse(banter), Some((3, 42, 1000)));
         let other = br#"{"event":"update-users","usernames":["a"]}"#;
         assert_eq!(parse(other), None);
+    }
+
+    /// A listener is done when its last message arrives, even if the
+    /// server then sends nothing more (no presence update when the sender
+    /// leaves, as the minimal baseline does).
+    #[test]
+    fn a_listener_stops_at_its_last_message() {
+        use tokio::{
+            io::{AsyncReadExt, AsyncWriteExt},
+            net::TcpListener,
+            task::LocalSet,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        LocalSet::new().block_on(&runtime, async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = tokio::task::spawn_local(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while memchr::memmem::find(&request, b"\r\n\r\n").is_none() {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    assert!(n > 0);
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                let mut out = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+                for payload in [
+                    &br#"{"event":"update-users","usernames":["l0"]}"#[..],
+                    br#"{"event":"send-message","username":"s0","message":"bench|0|0|1|"}"#,
+                ] {
+                    out.extend([0x81, payload.len() as u8]);
+                    out.extend_from_slice(payload);
+                }
+                socket.write_all(&out).await.unwrap();
+                // Then silence, until the listener hangs up.
+                while matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {}
+            });
+            let plan = Rc::new(Plan {
+                addrs: vec![addr],
+                path_prefix: "/start_web_socket?username=".to_string(),
+                senders: 1,
+                messages_per_sender: 1,
+                rate: None,
+                window: 1,
+                padding: String::new(),
+                epoch: Instant::now(),
+            });
+            let stats = Stats::new();
+            let client = join(&plan, "l0", &stats).await.expect("joined");
+            let started = Instant::now();
+            let deadline = TokioInstant::now() + Duration::from_secs(10);
+            listen(client, Rc::clone(&plan), Rc::clone(&stats), deadline).await;
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert_eq!(stats.borrow().received, 1);
+            server.await.unwrap();
+        });
     }
 }
