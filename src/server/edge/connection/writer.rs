@@ -85,11 +85,15 @@ where
     // next ping when no pong is awaited, the pong deadline when one is.
     let keepalive = tokio::time::sleep(settings.ping_interval);
     tokio::pin!(keepalive);
+    // Made once: asking a cancellation token afresh on every turn takes
+    // its tree's lock (5% of the server's time at 1,000 listeners, `perf`).
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     let mut awaiting_pong = false;
     loop {
         let first = tokio::select! {
             biased;
-            _ = stop.cancelled() => {
+            () = &mut stopped => {
                 if goodbye.is_cancelled() {
                     return say_goodbye(&mut sink, &mut membership, &mut speech).await;
                 }
@@ -169,11 +173,20 @@ where
 
 /// A write under the stall timeout; `Ok(Some(missed))` from the write
 /// means the ring lapped the client meanwhile. `Err`: why it must end.
+///
+/// Nearly every write completes at once (the socket has room), so it is
+/// tried first and the timer is armed only if it has to wait: a timer per
+/// batch was 2.5% of the server's time at 1,000 listeners (`perf`).
 async fn timed_write(
     stall_timeout: Duration,
     write: impl Future<Output = std::io::Result<Option<u64>>>,
 ) -> Result<(), Disconnect> {
-    match tokio::time::timeout(stall_timeout, write).await {
+    tokio::pin!(write);
+    let done = match futures::poll!(&mut write) {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(stall_timeout, write).await,
+    };
+    match done {
         Ok(Ok(None)) => Ok(()),
         Ok(Ok(Some(missed))) => Err(Disconnect::TooSlow { missed }),
         Ok(Err(err)) => Err(Disconnect::ConnectionLost(err.to_string())),

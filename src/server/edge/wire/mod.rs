@@ -25,9 +25,7 @@ pub(crate) use decode::{Broken, Incoming};
 /// one just takes a few reads.
 const READ_CHUNK: usize = 4 * 1024;
 
-/// Gathered output is written once it holds this much, and a buffer grown
-/// past it (a join snapshot, a backlog) is let go once written, so an idle
-/// connection keeps no more than this.
+/// Gathered output is written once it holds this much.
 const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Why reading a socket stopped.
@@ -139,11 +137,9 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             }
         }
         self.written = 0;
-        if self.buf.capacity() > WRITE_CHUNK {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
+        // Let go of it: an idle connection keeps no buffer, and one
+        // allocation per batch costs little beside its write(2).
+        self.buf = Vec::new();
         Ok(())
     }
 
