@@ -10,6 +10,9 @@
 //! ([`Outbound`], filtered by [`Audience`]), or to one client alone through
 //! its writer ([`Reply`]).
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use tungstenite::Utf8Bytes;
 
 use crate::protocol::ServerEvent;
@@ -55,14 +58,29 @@ impl Audience {
     }
 }
 
-/// An event on a room's ring.
+/// An event a room hands to its members.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbound {
     pub(crate) audience: Audience,
-    /// The chat message's id, or 0 for other events: lets a writer skip
-    /// what a client already got from storage when it resumed.
+    /// The chat message's id, or 0 for other events: lets a connection
+    /// skip what a client already got from storage when it resumed.
     pub(crate) id: u64,
     pub(crate) frame: Frame,
+    /// The frame as the wire sends it, made once, by the first member's
+    /// connection that needs it, for every member alike: what it holds is
+    /// the connection's business (`server::edge`), not the room's.
+    pub(crate) wire: OnceLock<Bytes>,
+}
+
+impl Outbound {
+    pub(crate) fn new(audience: Audience, id: u64, frame: Frame) -> Self {
+        Outbound {
+            audience,
+            id,
+            frame,
+            wire: OnceLock::new(),
+        }
+    }
 }
 
 /// What goes to one client alone, through its writer.

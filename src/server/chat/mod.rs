@@ -1,5 +1,4 @@
-//! The chat as one process holds it: its rooms, their members and their
-//! broadcast rings.
+//! The chat as one process holds it: its rooms and their members.
 //!
 //! The same in every mode. Whatever orders and keeps messages (the storage
 //! thread in the embedded default, a shared log in a cluster) hands each
@@ -11,11 +10,13 @@
 //! - [`presence`]: joins and leaves, logged and sent in batches.
 //! - [`name_key`]: when two usernames are one name.
 //! - [`latest`]: a room's latest page of messages, kept in memory.
-//! - [`room`]: one room: members, presence log, latest page, ring.
+//! - [`member`]: a room's member as the room sees it: where its events go.
+//! - [`room`]: one room: members, presence log, latest page, fan-out.
 //! - [`rooms`]: every room with someone in it.
 
 pub(crate) mod frame;
 pub(crate) mod latest;
+pub(crate) mod member;
 pub(crate) mod name_key;
 pub(crate) mod presence;
 pub(crate) mod room;

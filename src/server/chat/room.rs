@@ -1,17 +1,19 @@
-//! One room: who is in it, its broadcast ring, and its latest messages.
+//! One room: who is in it, where their events go, and its latest messages.
 //!
 //! Everything that must stay consistent for a joiner sits under one lock:
-//! the member list, the presence change log, the page of latest messages
-//! and the ring. A joiner subscribes, copies the list and reads the page in
-//! one critical section, and a delivery appends to the page and sends on the
-//! ring in another, so a joiner sees every message exactly once: either in
-//! its first page or on its ring, never both, never neither.
+//! the member list, the presence change log and the page of latest
+//! messages. A joiner is added, copies the list and reads the page in one
+//! critical section, and a delivery appends to the page and hands the
+//! message to every member in another, so a joiner sees every message
+//! exactly once: either in its first page or handed to it, never both,
+//! never neither.
 //!
-//! Fan-out is a `tokio::sync::broadcast` ring: a message is serialised once
-//! and every connection's writer gets the same reference-counted bytes.
-//! Publishing never waits for a reader, so one slow socket cannot hold up
-//! anyone else; a reader that falls a whole ring behind is told so
-//! (`Lagged`) and is disconnected with 1013 rather than silently skipping.
+//! Fan-out is one loop under that lock ([`super::member`]): a message is
+//! serialised once and every member's recipient gets the same
+//! reference-counted bytes, in the same order for everyone. An offer never
+//! waits (a member whose socket is full queues it, or, a whole
+//! [`EVENT_BUFFER`] behind, is disconnected with 1013), so one slow socket
+//! cannot hold up anyone else.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -19,26 +21,29 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::broadcast;
+use slab::Slab;
 
 use super::{
     frame::{Audience, Frame, Outbound, PresenceStyle, encode},
     latest::Latest,
     lock,
+    member::{Joiner, Place, Recipient},
     name_key::name_key,
     presence::{self, Change, ListPace, PresenceLog},
 };
 use crate::protocol::{ChatMessage, ServerEvent};
 
-/// How many events a connection may fall behind before it is disconnected
-/// with 1013. At a few hundred bytes an event this bounds a stalled client's
-/// cost to the shared ring, and covers several seconds of a busy room for a
-/// client whose network merely hiccups.
+/// How many events a connection may have queued before it is disconnected
+/// with 1013. The queue holds references to frames every member shares, so
+/// this bounds a stalled client's cost to a few dozen bytes an event, and
+/// covers several seconds of a busy room for a client whose network merely
+/// hiccups.
 pub(crate) const EVENT_BUFFER: usize = 4096;
 
 /// What a joiner gets, taken atomically.
 pub(crate) struct Entry {
-    pub(crate) events: broadcast::Receiver<Outbound>,
+    /// The joiner's place in the member list, to leave it by.
+    pub(crate) place: Place,
     /// Everyone in the room, the joiner included, sorted regardless of case
     /// (by name key).
     pub(crate) names: Vec<Arc<str>>,
@@ -64,6 +69,8 @@ struct State {
     /// Keys in `names` held by users on other processes (cluster mode):
     /// their joins and leaves arrive through the cluster, not from here.
     remote: HashSet<String>,
+    /// Where this process's members' events go.
+    members: Slab<(PresenceStyle, Arc<dyn Recipient>)>,
     changes: PresenceLog,
     list_pace: ListPace,
     latest: Latest,
@@ -100,7 +107,17 @@ impl fmt::Display for NameTaken {
 pub(crate) struct Room {
     name: Arc<str>,
     state: Mutex<State>,
-    events: broadcast::Sender<Outbound>,
+}
+
+impl State {
+    /// Hands `event` to every member it is for, in one loop.
+    fn fan_out(&self, event: &Outbound) {
+        for (_, (style, recipient)) in &self.members {
+            if event.audience.includes(*style) {
+                recipient.offer(event);
+            }
+        }
+    }
 }
 
 impl Room {
@@ -108,7 +125,6 @@ impl Room {
         Room {
             name,
             state: Mutex::default(),
-            events: broadcast::channel(EVENT_BUFFER).0,
         }
     }
 
@@ -135,12 +151,9 @@ impl Room {
     /// with the same key. `claimed`: the cluster has given this process the
     /// name, so a holder on another process still in the list is one whose
     /// leave has not arrived yet (its process stopped), and is replaced.
-    pub(crate) fn enter(
-        &self,
-        name: &Arc<str>,
-        style: PresenceStyle,
-        claimed: bool,
-    ) -> Result<Entry, NameTaken> {
+    pub(crate) fn enter(&self, joiner: &Joiner, claimed: bool) -> Result<Entry, NameTaken> {
+        let Joiner { name, style, .. } = joiner;
+        let style = *style;
         let key = name_key(name);
         let mut state = lock(&self.state);
         if let Some(held) = state.names.get(&key).cloned() {
@@ -157,20 +170,23 @@ impl Room {
         if style == PresenceStyle::List {
             state.list_clients += 1;
         }
-        // Subscribed under the lock: every change and message after this
-        // instant reaches the joiner through the ring; replaying earlier
-        // presence changes of the same batch is harmless (see `presence`).
+        // A member under the lock: every change and message after this
+        // instant is handed to the joiner; replaying earlier presence
+        // changes of the same batch is harmless (see `presence`).
+        let place = Place(state.members.insert((style, Arc::clone(&joiner.recipient))));
         Ok(Entry {
-            events: self.events.subscribe(),
+            place,
             names: state.names.values().cloned().collect(),
             latest: state.latest.page(),
         })
     }
 
-    /// Removes `name`; true if the room now has nobody on this process.
-    pub(crate) fn exit(&self, name: &Arc<str>, style: PresenceStyle) -> bool {
+    /// Removes `name` (at `place`); true if the room now has nobody on
+    /// this process.
+    pub(crate) fn exit(&self, name: &Arc<str>, style: PresenceStyle, place: Place) -> bool {
         let key = name_key(name);
         let mut state = lock(&self.state);
+        state.members.try_remove(place.0);
         // Only the holder frees the key: `alice` leaving cannot take out
         // the `Alice` who is in (a refused joiner never calls this, but the
         // room does not rely on it).
@@ -267,12 +283,7 @@ impl Room {
         let id = message.id;
         let mut state = lock(&self.state);
         state.latest.push(message);
-        // An error only means nobody is subscribed, which is not a failure.
-        let _ = self.events.send(Outbound {
-            audience: Audience::Everyone,
-            id,
-            frame,
-        });
+        state.fan_out(&Outbound::new(Audience::Everyone, id, frame));
     }
 
     /// Tells the room that `name` is typing. Nothing is kept.
@@ -280,11 +291,7 @@ impl Room {
         let frame = encode(&ServerEvent::Typing {
             username: Arc::clone(name),
         });
-        let _ = self.events.send(Outbound {
-            audience: Audience::Everyone,
-            id: 0,
-            frame,
-        });
+        lock(&self.state).fan_out(&Outbound::new(Audience::Everyone, 0, frame));
     }
 
     /// Sends the presence changes gathered since the last call as deltas
@@ -302,24 +309,25 @@ impl Room {
         let list = (recipients > 0 && state.list_pace.is_due(now))
             .then(|| state.names.values().cloned().collect::<Vec<_>>());
         drop(state);
+        // Encoded outside the lock: at 10,000 names a list is ~150 KB.
+        let deltas = presence::delta_frames(&changes);
+        let list = list.map(|usernames| encode(&ServerEvent::UpdateUsers { usernames }));
 
-        for frame in presence::delta_frames(&changes) {
-            let _ = self.events.send(Outbound {
-                audience: Audience::Only(PresenceStyle::Delta),
-                id: 0,
+        let mut state = lock(&self.state);
+        for frame in deltas {
+            state.fan_out(&Outbound::new(
+                Audience::Only(PresenceStyle::Delta),
+                0,
                 frame,
-            });
+            ));
         }
-        if let Some(usernames) = list {
-            let frame = encode(&ServerEvent::UpdateUsers { usernames });
-            lock(&self.state)
-                .list_pace
-                .sent(now, frame.len(), recipients);
-            let _ = self.events.send(Outbound {
-                audience: Audience::Only(PresenceStyle::List),
-                id: 0,
+        if let Some(frame) = list {
+            state.list_pace.sent(now, frame.len(), recipients);
+            state.fan_out(&Outbound::new(
+                Audience::Only(PresenceStyle::List),
+                0,
                 frame,
-            });
+            ));
         }
     }
 }

@@ -13,6 +13,7 @@ use std::{
 use super::{
     frame::PresenceStyle,
     lock,
+    member::{Joiner, Place},
     room::{Entry, NameTaken, Room},
 };
 use crate::protocol::ChatMessage;
@@ -34,12 +35,11 @@ impl Rooms {
     pub(crate) fn enter(
         &self,
         room: &str,
-        name: &Arc<str>,
-        style: PresenceStyle,
+        joiner: &Joiner,
     ) -> Result<(Arc<Room>, Entry), NameTaken> {
         let mut rooms = lock(&self.rooms);
         let room = get_or_create(&mut rooms, room);
-        match room.enter(name, style, false) {
+        match room.enter(joiner, false) {
             Ok(entry) => Ok((room, entry)),
             Err(taken) => Err(taken),
         }
@@ -61,10 +61,9 @@ impl Rooms {
     pub(crate) fn enter_opened(
         &self,
         room: &Arc<Room>,
-        name: &Arc<str>,
-        style: PresenceStyle,
+        joiner: &Joiner,
     ) -> Result<Entry, (NameTaken, bool)> {
-        let entered = room.enter(name, style, true);
+        let entered = room.enter(joiner, true);
         let mut rooms = lock(&self.rooms);
         let empty = room.joiner_arrived();
         match entered {
@@ -82,9 +81,15 @@ impl Rooms {
 
     /// Takes `name` out of `room`, dropping the room if nobody on this
     /// process is in it any more; true if it was dropped.
-    pub(crate) fn exit(&self, room: &Arc<Room>, name: &Arc<str>, style: PresenceStyle) -> bool {
+    pub(crate) fn exit(
+        &self,
+        room: &Arc<Room>,
+        name: &Arc<str>,
+        style: PresenceStyle,
+        place: Place,
+    ) -> bool {
         let mut rooms = lock(&self.rooms);
-        room.exit(name, style) && unregister(&mut rooms, room)
+        room.exit(name, style, place) && unregister(&mut rooms, room)
     }
 
     /// Hands a stored message to its room, if anyone is in it.
@@ -146,7 +151,10 @@ mod tests {
     use super::*;
     use crate::{
         protocol::{HISTORY_PAGE, ServerEvent},
-        server::chat::frame::Audience,
+        server::chat::{
+            frame::{Audience, Outbound},
+            member::Recipient,
+        },
     };
 
     fn name(n: &str) -> Arc<str> {
@@ -155,76 +163,92 @@ mod tests {
 
     use crate::test_support::message;
 
-    fn frames(entry: &mut Entry) -> Vec<(Audience, String)> {
-        let mut out = Vec::new();
-        while let Ok(event) = entry.events.try_recv() {
-            out.push((event.audience, event.frame.to_string()));
+    /// A member that keeps what it is handed.
+    #[derive(Default)]
+    struct Inbox(Mutex<Vec<Outbound>>);
+
+    impl Recipient for Inbox {
+        fn offer(&self, event: &Outbound) {
+            lock(&self.0).push(event.clone());
         }
-        out
+    }
+
+    /// A member of `style` whose events land in `inbox`.
+    struct Member {
+        joiner: Joiner,
+        inbox: Arc<Inbox>,
+    }
+
+    fn member(n: &str, style: PresenceStyle) -> Member {
+        let inbox = Arc::new(Inbox::default());
+        Member {
+            joiner: Joiner {
+                name: name(n),
+                style,
+                recipient: Arc::clone(&inbox) as Arc<dyn Recipient>,
+            },
+            inbox,
+        }
+    }
+
+    fn list(n: &str) -> Joiner {
+        member(n, PresenceStyle::List).joiner
+    }
+
+    fn delta(n: &str) -> Joiner {
+        member(n, PresenceStyle::Delta).joiner
+    }
+
+    /// What `member` was handed since the last call.
+    fn frames(member: &Member) -> Vec<(Audience, String)> {
+        std::mem::take(&mut *lock(&member.inbox.0))
+            .into_iter()
+            .map(|event| (event.audience, event.frame.to_string()))
+            .collect()
     }
 
     #[test]
     fn a_name_is_taken_in_its_room_only_until_its_holder_leaves() {
         let rooms = Rooms::default();
-        let (red, first) = rooms
-            .enter("red", &name("alice"), PresenceStyle::List)
-            .unwrap();
+        let (red, first) = rooms.enter("red", &list("alice")).unwrap();
         assert_eq!(first.names, [name("alice")]);
-        let err = rooms
-            .enter("red", &name("alice"), PresenceStyle::Delta)
-            .err()
-            .unwrap();
+        let err = rooms.enter("red", &delta("alice")).err().unwrap();
         assert_eq!(err.to_string(), "Username alice is already taken");
-        assert!(
-            rooms
-                .enter("blue", &name("alice"), PresenceStyle::List)
-                .is_ok()
-        );
-        rooms.exit(&red, &name("alice"), PresenceStyle::List);
-        let (_, again) = rooms
-            .enter("red", &name("alice"), PresenceStyle::List)
-            .unwrap();
+        assert!(rooms.enter("blue", &list("alice")).is_ok());
+        rooms.exit(&red, &name("alice"), PresenceStyle::List, first.place);
+        let (_, again) = rooms.enter("red", &list("alice")).unwrap();
         assert_eq!(again.names, [name("alice")]);
     }
 
     #[test]
     fn names_that_differ_only_in_case_or_width_are_one_name() {
         let rooms = Rooms::default();
-        let (red, _) = rooms
-            .enter("red", &name("Alice"), PresenceStyle::List)
-            .unwrap();
+        let (red, alice) = rooms.enter("red", &list("Alice")).unwrap();
         for same in ["alice", "ALICE", "Ａlice", " alice"] {
-            let err = rooms
-                .enter("red", &name(same), PresenceStyle::List)
-                .err()
-                .expect(same);
+            let err = rooms.enter("red", &list(same)).err().expect(same);
             assert_eq!(err.to_string(), format!("Username {same} is already taken"));
         }
         // Leaving under another spelling frees nothing; the holder's own
         // leave does, and the room's presence log says who left.
-        rooms.exit(&red, &name("alice"), PresenceStyle::List);
+        let (_, other) = rooms.enter("blue", &list("alice")).unwrap();
+        rooms.exit(&red, &name("alice"), PresenceStyle::List, other.place);
         assert_eq!(red.online(), 1);
-        rooms.exit(&red, &name("Alice"), PresenceStyle::List);
+        rooms.exit(&red, &name("Alice"), PresenceStyle::List, alice.place);
         assert_eq!(red.online(), 0);
-        assert!(
-            rooms
-                .enter("red", &name("alice"), PresenceStyle::List)
-                .is_ok()
-        );
+        assert!(rooms.enter("red", &list("alice")).is_ok());
     }
 
     #[test]
     fn the_user_list_is_sorted_regardless_of_case_and_shows_names_as_typed() {
         let rooms = Rooms::default();
-        let (_, mut watcher) = rooms.enter("r", &name("bob"), PresenceStyle::List).unwrap();
-        let _zed = rooms.enter("r", &name("Zed"), PresenceStyle::List).unwrap();
-        let (_, carol) = rooms
-            .enter("r", &name("Carol"), PresenceStyle::List)
-            .unwrap();
+        let watcher = member("bob", PresenceStyle::List);
+        rooms.enter("r", &watcher.joiner).unwrap();
+        let _zed = rooms.enter("r", &list("Zed")).unwrap();
+        let (_, carol) = rooms.enter("r", &list("Carol")).unwrap();
         assert_eq!(carol.names, [name("bob"), name("Carol"), name("Zed")]);
         rooms.flush_presence();
         assert_eq!(
-            frames(&mut watcher).last().map(|(_, f)| f.clone()),
+            frames(&watcher).last().map(|(_, f)| f.clone()),
             Some(r#"{"event":"update-users","usernames":["bob","Carol","Zed"]}"#.to_string())
         );
     }
@@ -232,19 +256,18 @@ mod tests {
     #[test]
     fn deliveries_reach_members_in_order_and_fill_the_latest_page() {
         let rooms = Rooms::default();
-        let (room, mut entry) = rooms.enter("r", &name("a"), PresenceStyle::Delta).unwrap();
+        let a = member("a", PresenceStyle::Delta);
+        let (room, entry) = rooms.enter("r", &a.joiner).unwrap();
         assert!(entry.latest.is_none(), "not primed from storage yet");
         rooms.deliver("r", message(5));
         rooms.deliver("nowhere", message(6));
         rooms.deliver("r", message(7));
-        let ids: Vec<_> = std::iter::from_fn(|| entry.events.try_recv().ok())
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<_> = lock(&a.inbox.0).iter().map(|e| e.id).collect();
         assert_eq!(ids, [5, 7]);
         // Priming merges what storage had with what was delivered since.
         let (_, newest) = room.prime(vec![message(2), message(5)], true);
         assert_eq!(newest, 7);
-        let (_, joiner) = rooms.enter("r", &name("b"), PresenceStyle::Delta).unwrap();
+        let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
         let (frame, newest) = joiner.latest.expect("primed");
         assert_eq!(newest, 7);
         let ServerEvent::History { messages, more } =
@@ -259,12 +282,12 @@ mod tests {
     #[test]
     fn the_latest_page_keeps_the_newest_messages() {
         let rooms = Rooms::default();
-        let (room, _entry) = rooms.enter("r", &name("a"), PresenceStyle::Delta).unwrap();
+        let (room, _entry) = rooms.enter("r", &delta("a")).unwrap();
         room.prime(Vec::new(), false);
         for id in 1..=(HISTORY_PAGE as u64 + 3) {
             rooms.deliver("r", message(id));
         }
-        let (_, joiner) = rooms.enter("r", &name("b"), PresenceStyle::Delta).unwrap();
+        let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
         let (frame, _) = joiner.latest.expect("primed");
         let ServerEvent::History { messages, more } =
             ServerEvent::from_json(frame.as_str()).unwrap()
@@ -279,43 +302,48 @@ mod tests {
     #[test]
     fn presence_is_coalesced_per_flush_and_split_by_style() {
         let rooms = Rooms::default();
-        let (_, mut watcher) = rooms
-            .enter("r", &name("watcher"), PresenceStyle::Delta)
-            .unwrap();
-        let (room, _) = rooms.enter("r", &name("a"), PresenceStyle::List).unwrap();
-        let _b = rooms.enter("r", &name("b"), PresenceStyle::List).unwrap();
-        rooms.exit(&room, &name("a"), PresenceStyle::List);
+        let deltas = member("watcher", PresenceStyle::Delta);
+        let lists = member("lister", PresenceStyle::List);
+        rooms.enter("r", &deltas.joiner).unwrap();
+        rooms.enter("r", &lists.joiner).unwrap();
+        let (room, a) = rooms.enter("r", &list("a")).unwrap();
+        let _b = rooms.enter("r", &list("b")).unwrap();
+        rooms.exit(&room, &name("a"), PresenceStyle::List, a.place);
         rooms.flush_presence();
+        let delta = Audience::Only(PresenceStyle::Delta);
         assert_eq!(
-            frames(&mut watcher),
+            frames(&deltas),
             [
                 (
-                    Audience::Only(PresenceStyle::Delta),
-                    r#"{"event":"user-joined","usernames":["watcher","a","b"]}"#.to_string()
+                    delta,
+                    r#"{"event":"user-joined","usernames":["watcher","lister","a","b"]}"#
+                        .to_string()
                 ),
                 (
-                    Audience::Only(PresenceStyle::Delta),
+                    delta,
                     r#"{"event":"user-left","usernames":["a"]}"#.to_string()
-                ),
-                (
-                    Audience::Only(PresenceStyle::List),
-                    r#"{"event":"update-users","usernames":["b","watcher"]}"#.to_string()
                 ),
             ]
         );
+        assert_eq!(
+            frames(&lists),
+            [(
+                Audience::Only(PresenceStyle::List),
+                r#"{"event":"update-users","usernames":["b","lister","watcher"]}"#.to_string()
+            )]
+        );
         rooms.flush_presence();
-        assert!(frames(&mut watcher).is_empty(), "nothing changed");
+        assert!(frames(&deltas).is_empty(), "nothing changed");
+        assert!(frames(&lists).is_empty(), "nothing changed");
     }
 
     #[test]
     fn an_emptied_room_is_dropped_and_counts_stay_right() {
         let rooms = Rooms::default();
-        let (red, _) = rooms.enter("red", &name("a"), PresenceStyle::List).unwrap();
-        let _blue = rooms
-            .enter("blue", &name("b"), PresenceStyle::List)
-            .unwrap();
+        let (red, a) = rooms.enter("red", &list("a")).unwrap();
+        let _blue = rooms.enter("blue", &list("b")).unwrap();
         assert_eq!(rooms.len(), 2);
-        rooms.exit(&red, &name("a"), PresenceStyle::List);
+        rooms.exit(&red, &name("a"), PresenceStyle::List, a.place);
         assert_eq!(rooms.len(), 1);
         assert_eq!(rooms.online(), [(name("blue"), 1)]);
     }

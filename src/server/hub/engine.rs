@@ -24,6 +24,7 @@ use crate::{
     server::{
         chat::{
             frame::PresenceStyle,
+            member::{Joiner, Place},
             room::{Entry, NameTaken, Room},
             rooms::Rooms,
         },
@@ -48,17 +49,14 @@ impl Engine {
         &self,
         rooms: &Rooms,
         room: &str,
-        name: &Arc<str>,
-        style: PresenceStyle,
+        joiner: &Joiner,
     ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
         match self {
             Engine::Embedded(_) => {
-                let (room, entry) = rooms.enter(room, name, style)?;
+                let (room, entry) = rooms.enter(room, joiner)?;
                 Ok((room, entry, None))
             }
-            Engine::Cluster(cluster) => {
-                Box::pin(enter_cluster(cluster, rooms, room, name, style)).await
-            }
+            Engine::Cluster(cluster) => Box::pin(enter_cluster(cluster, rooms, room, joiner)).await,
         }
     }
 
@@ -69,9 +67,10 @@ impl Engine {
         room: &Arc<Room>,
         name: &Arc<str>,
         style: PresenceStyle,
+        place: Place,
         seat: Option<Seat>,
     ) {
-        let emptied = rooms.exit(room, name, style);
+        let emptied = rooms.exit(room, name, style, place);
         if let Engine::Cluster(cluster) = self {
             if let Some(seat) = seat {
                 cluster.release(room.name(), seat);
@@ -163,11 +162,10 @@ async fn enter_cluster(
     cluster: &Cluster,
     rooms: &Rooms,
     room: &str,
-    name: &Arc<str>,
-    style: PresenceStyle,
+    joiner: &Joiner,
 ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
-    let Some(seat) = cluster.claim(room, name).await? else {
-        return Err(NameTaken(name.to_string()).into());
+    let Some(seat) = cluster.claim(room, &joiner.name).await? else {
+        return Err(NameTaken(joiner.name.to_string()).into());
     };
     let opened = rooms.open(room);
     if let Err(err) = cluster.subscribe(&opened).await {
@@ -177,7 +175,7 @@ async fn enter_cluster(
         }
         return Err(err.into());
     }
-    match rooms.enter_opened(&opened, name, style) {
+    match rooms.enter_opened(&opened, joiner) {
         Ok(entry) => Ok((opened, entry, Some(seat))),
         Err((taken, dropped)) => {
             cluster.release(room, seat);

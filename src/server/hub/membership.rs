@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-
 use super::Hub;
 use crate::{
     protocol::ServerEvent,
     server::{
         chat::{
-            frame::{Frame, Outbound, PresenceStyle, encode},
+            frame::{Frame, PresenceStyle, encode},
+            member::Place,
             room::Room,
         },
         cluster::Seat,
@@ -27,14 +26,14 @@ pub(crate) struct Membership {
     pub(super) room: Arc<Room>,
     pub(super) name: Arc<str>,
     pub(super) style: PresenceStyle,
+    /// Its place in the room's member list.
+    pub(super) place: Place,
     /// The name's claim in the cluster (cluster mode only).
     pub(super) seat: Option<Seat>,
-    /// Every event in the room after the join.
-    pub(crate) events: broadcast::Receiver<Outbound>,
     /// What to send first, in order: the user list, then history.
     pub(crate) snapshot: Vec<Frame>,
-    /// The newest message id in `snapshot`: messages on `events` up to it
-    /// were already sent from storage and are skipped.
+    /// The newest message id in `snapshot`: messages handed to the
+    /// recipient up to it were already sent from storage and are skipped.
     pub(crate) seen_through: u64,
 }
 
@@ -47,23 +46,17 @@ impl Membership {
     pub(crate) fn room(&self) -> &Arc<Room> {
         &self.room
     }
-
-    /// The frame of a ring event if this client is to get it: meant for its
-    /// presence style, and not a message it was already sent from storage.
-    pub(crate) fn wanted(&self, event: Outbound) -> Option<Frame> {
-        let Outbound {
-            audience,
-            id,
-            frame,
-        } = event;
-        (audience.includes(self.style) && (id == 0 || id > self.seen_through)).then_some(frame)
-    }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub
-            .leave(&self.room, &self.name, self.style, self.seat.take());
+        self.hub.leave(
+            &self.room,
+            &self.name,
+            self.style,
+            self.place,
+            self.seat.take(),
+        );
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::{
     chat::{
         frame::{Frame, PresenceStyle, Reply, encode},
+        member::{Joiner, Place, Recipient},
         room::{NameTaken, Room},
         rooms::Rooms,
     },
@@ -157,13 +158,16 @@ impl Hub {
         self.engine.recent_rooms(limit).await
     }
 
-    /// Adds a user to a room. The membership carries the subscription and,
-    /// in `snapshot`, what to send before anything from it: the room's user
-    /// list, then either the latest page of history or — when resuming —
-    /// exactly the messages after `since`.
+    /// Adds a user to a room, whose events go to `recipient` from then on.
+    /// The membership carries, in `snapshot`, what to send before anything
+    /// handed to the recipient: the room's user list, then either the
+    /// latest page of history or — when resuming — exactly the messages
+    /// after `since` (and `seen_through`, the newest of those: messages
+    /// handed over up to it were sent already).
     pub(crate) async fn join(
         self: &Arc<Self>,
         request: JoinRequest,
+        recipient: Arc<dyn Recipient>,
     ) -> Result<Membership, JoinError> {
         let room = protocol::parse_room(request.room.as_deref().unwrap_or(DEFAULT_ROOM))?;
         let name: Arc<str> = Arc::from(protocol::parse_username(&request.username)?);
@@ -175,16 +179,21 @@ impl Hub {
             ),
         };
         let style = request.style;
-        let (room, entry, seat) = self.engine.enter(&self.rooms, &room, &name, style).await?;
+        let joiner = Joiner {
+            name,
+            style,
+            recipient,
+        };
+        let (room, entry, seat) = self.engine.enter(&self.rooms, &room, &joiner).await?;
         // From here on, dropping the membership (an error below, or the
         // caller giving up) takes the user out again.
         let mut membership = Membership {
             hub: Arc::clone(self),
             room,
-            name,
+            name: joiner.name,
             style,
+            place: entry.place,
             seat,
-            events: entry.events,
             snapshot: snapshot_frames(entry.names, style),
             seen_through: 0,
         };
@@ -318,9 +327,11 @@ impl Hub {
         room: &Arc<Room>,
         name: &Arc<str>,
         style: PresenceStyle,
+        place: Place,
         seat: Option<crate::server::cluster::Seat>,
     ) {
-        self.engine.leave(&self.rooms, room, name, style, seat);
+        self.engine
+            .leave(&self.rooms, room, name, style, place, seat);
     }
 
     /// A dependency that is down, if any (`/healthz`).

@@ -15,6 +15,7 @@
 //! as sent reaches everyone still connected before they are told to go.
 
 mod dialect;
+mod peer;
 mod reader;
 mod writer;
 
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::server::{
-    chat::room::Room,
+    chat::{member::Recipient, room::Room},
     config::SocketSettings,
     edge::{
         admission::Ticket,
@@ -35,6 +36,7 @@ use crate::server::{
 };
 pub(crate) use dialect::Dialect;
 use dialect::Speech;
+use peer::Peer;
 
 /// Error replies queued for one client. Small on purpose: a client that
 /// floods bad input without reading the answers only slows its own reader.
@@ -122,16 +124,18 @@ pub(crate) async fn run(
 ) {
     let (read, write) = socket.tcp.into_split();
     let mut stream = wire::Inbound::new(read, &socket.early, MAX_MESSAGE_BYTES);
-    let mut sink = wire::Outbound::new(write);
+    let write = Arc::new(write);
+    let peer = Peer::new(Arc::clone(&write), Speech::new(dialect));
     let style = request.style;
     let username = request.username.clone();
-    let membership = match join(&hub, request, dialect).await {
+    let recipient: Arc<dyn Recipient> = Arc::clone(&peer) as _;
+    let membership = match join(&hub, request, dialect, recipient).await {
         Ok(membership) => membership,
         Err(err) => {
             info!(user = %username, reason = %err, "join refused");
             let refusal = encode::close(err.close_code(), &err.to_string());
             let _ = tokio::time::timeout(CLOSE_DRAIN, async {
-                if sink.send_raw(refusal).await.is_ok() {
+                if wire::write_all(&write, &refusal).await.is_ok() {
                     stream.drain().await;
                 }
             })
@@ -139,6 +143,7 @@ pub(crate) async fn run(
             return;
         }
     };
+    drop(write);
     let name = Arc::clone(membership.name());
     let room = Arc::clone(membership.room());
     info!(user = %name, room = %room.name(), presence = ?style, online = hub.len(), "connected");
@@ -146,13 +151,12 @@ pub(crate) async fn run(
     let (replies, reply_queue) = mpsc::channel(REPLY_QUEUE);
     let stop_writer = signals.goodbye.child_token();
     let mut writer = tokio::spawn(writer::write_loop(
-        sink,
+        peer,
         membership,
         reply_queue,
         stop_writer.clone(),
         signals.goodbye,
         settings,
-        Speech::new(dialect),
     ));
     let speaker = reader::Speaker {
         name: &name,
@@ -225,14 +229,15 @@ async fn join(
     hub: &Arc<Hub>,
     mut request: JoinRequest,
     dialect: Dialect,
+    recipient: Arc<dyn Recipient>,
 ) -> Result<Membership, JoinError> {
     if dialect == Dialect::Json || !request.username.trim().is_empty() {
-        return hub.join(request).await;
+        return hub.join(request, recipient).await;
     }
     let mut tries = 0;
     loop {
         request.username = format!("guest-{}", fastrand::u16(1000..10_000));
-        match hub.join(request.clone()).await {
+        match hub.join(request.clone(), Arc::clone(&recipient)).await {
             Err(JoinError::Taken(_)) if tries + 1 < GUEST_TRIES => tries += 1,
             joined => return joined,
         }

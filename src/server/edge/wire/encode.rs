@@ -2,9 +2,10 @@
 //! never fragmented, so a frame is a header of 2, 4 or 10 bytes and the
 //! payload as it is.
 //!
-//! The header is built on its own ([`Header`]) so that a payload shared by
-//! every recipient (a room's message, encoded once) goes out with a
-//! vectored write, header and payload side by side, never copied.
+//! A room's message is framed once, for every member alike (the frame's
+//! bytes are shared, never copied per member), and goes out with one
+//! `send(2)` per member: contiguous, so it skips the file layer a vectored
+//! write would go through.
 
 use crate::protocol::close_code;
 

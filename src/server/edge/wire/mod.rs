@@ -6,27 +6,27 @@
 //!   each broken rule answered with its close code.
 //! - [`encode`]: server frames: a header beside an untouched payload.
 //!
-//! The I/O around them is small and lives here: [`Inbound`] reads a
-//! socket's half into the decoder, [`Outbound`] gathers frames and writes
-//! them in as few `write` calls as it can. Both are generic over tokio's
-//! `AsyncRead` / `AsyncWrite`, so the connection logic above them runs as
-//! well over an in-memory pipe in a unit test as over TCP.
+//! The read side's I/O is small and lives here: [`Inbound`] reads a
+//! socket's half into the decoder (generic over `AsyncRead`, so it runs as
+//! well over an in-memory pipe in a unit test as over TCP). The write side
+//! is the connection's (`super::connection::peer`): a room writes frames
+//! straight into the socket.
 
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod upgrade;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    net::tcp::OwnedWriteHalf,
+};
 
 pub(crate) use decode::{Broken, Incoming};
 
 /// How much is asked of the kernel per read. Chat frames are small; a big
 /// one just takes a few reads.
 const READ_CHUNK: usize = 4 * 1024;
-
-/// Gathered output is written once it holds this much.
-const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Why reading a socket stopped.
 #[derive(Debug, thiserror::Error)]
@@ -93,65 +93,17 @@ impl<R: AsyncRead + Unpin> Inbound<R> {
     }
 }
 
-/// The write side: frames gathered, then written together.
-pub(crate) struct Outbound<W> {
-    write: W,
-    buf: Vec<u8>,
-    /// How much of `buf` is already written: a flush cut short (by the
-    /// stall timeout) resumes where it was, never sending a byte twice.
-    written: usize,
-}
-
-impl<W: AsyncWrite + Unpin> Outbound<W> {
-    pub(crate) fn new(write: W) -> Self {
-        Outbound {
-            write,
-            buf: Vec::new(),
-            written: 0,
+/// Writes all of `bytes`, waiting while the socket is full: for the one
+/// close frame a refused joiner gets, before any writer exists.
+pub(crate) async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
         }
     }
-
-    /// Adds a text frame; writes out what is gathered if that is a lot.
-    pub(crate) async fn feed_text(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        let header = encode::Header::new(encode::TEXT, payload.len());
-        self.buf.extend_from_slice(header.as_bytes());
-        self.buf.extend_from_slice(payload);
-        if self.buf.len() >= WRITE_CHUNK {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Adds a whole frame (a control frame from [`encode`]).
-    pub(crate) fn feed_raw(&mut self, frame: &[u8]) {
-        self.buf.extend_from_slice(frame);
-    }
-
-    /// Writes out everything gathered. Cancel-safe: what was written is
-    /// remembered, and the next flush goes on from there.
-    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
-        while self.written < self.buf.len() {
-            match self.write.write(&self.buf[self.written..]).await? {
-                0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                n => self.written += n,
-            }
-        }
-        self.written = 0;
-        // Let go of it: an idle connection keeps no buffer, and one
-        // allocation per batch costs little beside its write(2).
-        self.buf = Vec::new();
-        Ok(())
-    }
-
-    /// Sends a control frame at once.
-    pub(crate) async fn send_raw(&mut self, frame: impl AsRef<[u8]>) -> std::io::Result<()> {
-        self.feed_raw(frame.as_ref());
-        self.flush().await
-    }
-
-    /// Ends the sending direction (TCP FIN) once everything is out.
-    pub(crate) async fn shutdown(&mut self) -> std::io::Result<()> {
-        self.flush().await?;
-        self.write.shutdown().await
-    }
+    Ok(())
 }

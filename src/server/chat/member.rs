@@ -1,0 +1,34 @@
+//! Who is in a room, as the room sees them: a name, how they hear of joins
+//! and leaves, and where their events go.
+//!
+//! A room hands every event to each member's [`Recipient`] itself, in one
+//! loop under its lock, in the order the events happen: no channel, no
+//! task woken per member. What a recipient does with an event is the
+//! connection's business (`server::edge::connection`): written straight
+//! to its socket while it has nothing queued, queued for its own writer
+//! when the socket would block. So a message costs about one `write(2)`
+//! per member, and a slow member holds up nobody but itself: an offer
+//! never blocks.
+
+use std::sync::Arc;
+
+use super::frame::{Outbound, PresenceStyle};
+
+/// Where a member's events go. Called under the room's lock, so it must
+/// never block nor call back into the room.
+pub(crate) trait Recipient: Send + Sync {
+    /// One event for this member, in the room's order.
+    fn offer(&self, event: &Outbound);
+}
+
+/// Someone entering a room.
+#[derive(Clone)]
+pub(crate) struct Joiner {
+    pub(crate) name: Arc<str>,
+    pub(crate) style: PresenceStyle,
+    pub(crate) recipient: Arc<dyn Recipient>,
+}
+
+/// A member's place in its room's list, for leaving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place(pub(crate) usize);

@@ -1,0 +1,307 @@
+//! One connection's outgoing side, as its room hands it events.
+//!
+//! Why it exists: the kernel's floor for a chat message is one `write(2)`
+//! per member. A ring with a writer task per member added, for every
+//! member and every message, a task woken and scheduled, a receive from
+//! the ring and the writer's own bookkeeping — a third of the server's CPU
+//! at 1,000 listeners (issue 12). So the room writes each event straight
+//! into the member's socket, in its own loop, whenever the member has
+//! nothing queued: the framed bytes go to `try_write`, and nothing else
+//! happens. Only a member whose socket would block (a slow network, a
+//! burst bigger than the socket buffer) queues the rest here, and its
+//! writer task (`super::writer`), woken once, writes the queue out when
+//! the socket is writable again. A member that stays a whole
+//! [`EVENT_BUFFER`] behind is marked as fallen behind, and its writer
+//! closes it with 1013.
+//!
+//! Order: everything this connection is sent passes through here under one
+//! lock, so a direct write can never overtake what is queued, and a frame
+//! is never split by another. A frame cut short by the kernel keeps its
+//! place at the head of the queue with what is left of it.
+
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use tokio::{net::tcp::OwnedWriteHalf, sync::Notify};
+
+use super::dialect::Speech;
+use crate::server::{
+    chat::{
+        frame::{Frame, Outbound},
+        lock,
+        member::Recipient,
+        room::EVENT_BUFFER,
+    },
+    edge::wire::encode::{self, TEXT},
+    metrics,
+};
+
+/// Most queued frames handed to one `writev`.
+const WRITE_BATCH: usize = 64;
+
+/// A connection's outgoing side. See the module docs.
+pub(super) struct Peer {
+    socket: Arc<OwnedWriteHalf>,
+    out: Mutex<Out>,
+    /// Wakes the writer: something is queued, or the member fell behind.
+    wake: Notify,
+}
+
+struct Out {
+    /// Until the join snapshot is queued, events wait here unsaid: a
+    /// plain-text client's words for them depend on the list the snapshot
+    /// gives it, and a resumed client skips what the snapshot holds.
+    held: Option<Vec<(u64, Frame)>>,
+    speech: Speech,
+    /// Messages up to this id were in the snapshot.
+    seen_through: u64,
+    queue: VecDeque<Pending>,
+    /// Events dropped because the queue was full; non-zero: fallen behind.
+    missed: u64,
+    /// A write failed: the connection is gone, nothing more is written.
+    broken: bool,
+}
+
+/// One frame waiting for the socket.
+struct Pending {
+    /// The whole frame, header and payload.
+    bytes: Bytes,
+    /// How much of it is already written.
+    sent: usize,
+    /// A chat event (counted as delivered), not a control frame.
+    event: bool,
+}
+
+impl Pending {
+    fn event(bytes: Bytes) -> Self {
+        Pending {
+            bytes,
+            sent: 0,
+            event: true,
+        }
+    }
+
+    fn text(frame: &Frame) -> Self {
+        Pending::event(text_frame(frame))
+    }
+
+    /// A whole frame already encoded (a control frame).
+    fn raw(frame: Vec<u8>) -> Self {
+        Pending {
+            bytes: Bytes::from(frame),
+            sent: 0,
+            event: false,
+        }
+    }
+
+    fn rest(&self) -> &[u8] {
+        &self.bytes[self.sent..]
+    }
+}
+
+/// A text frame's bytes on the wire.
+fn text_frame(frame: &Frame) -> Bytes {
+    Bytes::from(encode::frame(TEXT, frame.as_bytes()))
+}
+
+/// How a drain went.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Drained {
+    /// Everything queued is written.
+    All,
+    /// The socket took what it could; wait until it is writable.
+    Blocked,
+}
+
+impl Peer {
+    pub(super) fn new(socket: Arc<OwnedWriteHalf>, speech: Speech) -> Arc<Self> {
+        Arc::new(Peer {
+            socket,
+            out: Mutex::new(Out {
+                held: Some(Vec::new()),
+                speech,
+                seen_through: 0,
+                queue: VecDeque::new(),
+                missed: 0,
+                broken: false,
+            }),
+            wake: Notify::new(),
+        })
+    }
+
+    pub(super) fn socket(&self) -> &OwnedWriteHalf {
+        &self.socket
+    }
+
+    /// Resolves when the writer has something to do.
+    pub(super) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Queues the join snapshot (said in the connection's dialect), then
+    /// what the room handed over meanwhile that the snapshot does not
+    /// hold, and from now on lets events through.
+    pub(super) fn start(&self, snapshot: Vec<Frame>, seen_through: u64, me: &str, room: &str) {
+        let mut out = lock(&self.out);
+        let out = &mut *out;
+        for frame in out.speech.snapshot(snapshot, me, room) {
+            out.queue.push_back(Pending::text(&frame));
+        }
+        out.seen_through = seen_through;
+        for (id, frame) in out.held.take().unwrap_or_default() {
+            if (id == 0 || id > seen_through)
+                && let Some(frame) = out.speech.say(frame)
+            {
+                out.queue.push_back(Pending::text(&frame));
+            }
+        }
+    }
+
+    /// A frame for this client alone (an error, a history page), said in
+    /// its dialect.
+    pub(super) fn reply(&self, frame: Frame) {
+        let mut out = lock(&self.out);
+        if let Some(frame) = out.speech.say(frame) {
+            self.send(&mut out, Pending::text(&frame));
+        }
+    }
+
+    /// A control frame (ping, pong, close), after everything queued.
+    pub(super) fn control(&self, frame: Vec<u8>) {
+        let mut out = lock(&self.out);
+        self.send(&mut out, Pending::raw(frame));
+    }
+
+    /// Events dropped for a full queue (non-zero: fallen behind).
+    pub(super) fn missed(&self) -> u64 {
+        lock(&self.out).missed
+    }
+
+    /// Writes what the socket takes now, without waiting.
+    pub(super) fn drain(&self) -> io::Result<Drained> {
+        let mut out = lock(&self.out);
+        if out.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        while !out.queue.is_empty() {
+            let written = if out.queue.len() == 1 {
+                out.queue
+                    .front()
+                    .map(|one| self.socket.try_write(one.rest()))
+            } else {
+                let slices: Vec<IoSlice<'_>> = out
+                    .queue
+                    .iter()
+                    .take(WRITE_BATCH)
+                    .map(|pending| IoSlice::new(pending.rest()))
+                    .collect();
+                Some(self.socket.try_write_vectored(&slices))
+            };
+            match written.unwrap_or(Ok(0)) {
+                Ok(0) => {
+                    out.broken = true;
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                Ok(written) => written_out(&mut out.queue, written),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Blocked),
+                Err(err) => {
+                    out.broken = true;
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Drained::All)
+    }
+
+    /// Writes `pending` at once if nothing is ahead of it and the socket
+    /// takes it, else queues it and wakes the writer.
+    fn send(&self, out: &mut Out, mut pending: Pending) {
+        if out.broken {
+            return;
+        }
+        if out.held.is_none() && out.queue.is_empty() {
+            // `send(2)`, not `writev(2)`: one contiguous frame skips the
+            // file layer a vectored write goes through (perf: vfs_writev,
+            // fdget_pos and sock_write_iter were 14% of the server at
+            // 1,000 listeners).
+            match self.socket.try_write(pending.rest()) {
+                Ok(written) if written == pending.bytes.len() => {
+                    if pending.event {
+                        metrics::delivered(1);
+                    }
+                    return;
+                }
+                Ok(written) => pending.sent = written,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    out.broken = true;
+                    self.wake.notify_one();
+                    return;
+                }
+            }
+        }
+        out.queue.push_back(pending);
+        self.wake.notify_one();
+    }
+}
+
+impl Recipient for Peer {
+    fn offer(&self, event: &Outbound) {
+        let mut out = lock(&self.out);
+        if out.missed > 0 {
+            out.missed += 1;
+            return;
+        }
+        if let Some(held) = &mut out.held {
+            if held.len() >= EVENT_BUFFER {
+                out.missed = 1;
+                self.wake.notify_one();
+            } else {
+                held.push((event.id, event.frame.clone()));
+            }
+            return;
+        }
+        if event.id != 0 && event.id <= out.seen_through {
+            return;
+        }
+        if out.queue.len() >= EVENT_BUFFER {
+            out.missed = 1;
+            self.wake.notify_one();
+            return;
+        }
+        let bytes = match &mut out.speech {
+            // Every JSON member sends the same bytes: framed once.
+            Speech::Json => event.wire.get_or_init(|| text_frame(&event.frame)).clone(),
+            Speech::Text(_) => match out.speech.say(event.frame.clone()) {
+                Some(frame) => text_frame(&frame),
+                None => return,
+            },
+        };
+        self.send(&mut out, Pending::event(bytes));
+    }
+}
+
+/// Takes `written` bytes off the front of the queue: whole frames leave
+/// it (and are counted), a frame cut short keeps its place.
+fn written_out(queue: &mut VecDeque<Pending>, mut written: usize) {
+    let mut delivered = 0;
+    while let Some(front) = queue.front_mut() {
+        let left = front.bytes.len() - front.sent;
+        if written < left {
+            front.sent += written;
+            break;
+        }
+        written -= left;
+        if front.event {
+            delivered += 1;
+        }
+        queue.pop_front();
+    }
+    if delivered > 0 {
+        metrics::delivered(delivered);
+    }
+}
