@@ -124,8 +124,7 @@ pub(crate) async fn run(
 ) {
     let (read, write) = socket.tcp.into_split();
     let mut stream = wire::Inbound::new(read, &socket.early, MAX_MESSAGE_BYTES);
-    let write = Arc::new(write);
-    let peer = Peer::new(Arc::clone(&write), Speech::new(dialect));
+    let peer = Peer::new(write, Speech::new(dialect));
     let style = request.style;
     let username = request.username.clone();
     let recipient: Arc<dyn Recipient> = Arc::clone(&peer) as _;
@@ -135,7 +134,7 @@ pub(crate) async fn run(
             info!(user = %username, reason = %err, "join refused");
             let refusal = encode::close(err.close_code(), &err.to_string());
             let _ = tokio::time::timeout(CLOSE_DRAIN, async {
-                if wire::write_all(&write, &refusal).await.is_ok() {
+                if wire::write_all(peer.socket(), &refusal).await.is_ok() {
                     stream.drain().await;
                 }
             })
@@ -143,7 +142,6 @@ pub(crate) async fn run(
             return;
         }
     };
-    drop(write);
     let name = Arc::clone(membership.name());
     let room = Arc::clone(membership.room());
     info!(user = %name, room = %room.name(), presence = ?style, online = hub.len(), "connected");
