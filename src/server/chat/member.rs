@@ -19,6 +19,14 @@ use super::frame::{Outbound, PresenceStyle};
 pub(crate) trait Recipient: Send + Sync {
     /// One event for this member, in the room's order.
     fn offer(&self, event: &Outbound);
+
+    /// Several events at once, in order (a storage batch): a recipient
+    /// that can write them together should.
+    fn offer_all(&self, events: &[Outbound]) {
+        for event in events {
+            self.offer(event);
+        }
+    }
 }
 
 /// Someone entering a room.

@@ -92,11 +92,19 @@ impl Rooms {
         room.exit(name, style, place) && unregister(&mut rooms, room)
     }
 
-    /// Hands a stored message to its room, if anyone is in it.
-    pub(crate) fn deliver(&self, room: &str, message: ChatMessage) {
-        let room = lock(&self.rooms).get(room).cloned();
-        if let Some(room) = room {
-            room.deliver(message);
+    /// Hands stored messages, in id order, to their rooms: each room's run
+    /// of them as one delivery (see [`Room::deliver_all`]).
+    pub(crate) fn deliver_all(&self, messages: Vec<(Arc<str>, ChatMessage)>) {
+        let mut messages = messages.into_iter().peekable();
+        while let Some((name, first)) = messages.next() {
+            let mut run = vec![first];
+            while let Some((_, next)) = messages.next_if(|(room, _)| *room == name) {
+                run.push(next);
+            }
+            let room = lock(&self.rooms).get(&name).cloned();
+            if let Some(room) = room {
+                room.deliver_all(run);
+            }
         }
     }
 
@@ -259,9 +267,9 @@ mod tests {
         let a = member("a", PresenceStyle::Delta);
         let (room, entry) = rooms.enter("r", &a.joiner).unwrap();
         assert!(entry.latest.is_none(), "not primed from storage yet");
-        rooms.deliver("r", message(5));
-        rooms.deliver("nowhere", message(6));
-        rooms.deliver("r", message(7));
+        rooms.deliver_all(vec![(name("r"), message(5))]);
+        rooms.deliver_all(vec![(name("nowhere"), message(6))]);
+        rooms.deliver_all(vec![(name("r"), message(7))]);
         let ids: Vec<_> = lock(&a.inbox.0).iter().map(|e| e.id).collect();
         assert_eq!(ids, [5, 7]);
         // Priming merges what storage had with what was delivered since.
@@ -285,7 +293,7 @@ mod tests {
         let (room, _entry) = rooms.enter("r", &delta("a")).unwrap();
         room.prime(Vec::new(), false);
         for id in 1..=(HISTORY_PAGE as u64 + 3) {
-            rooms.deliver("r", message(id));
+            rooms.deliver_all(vec![(name("r"), message(id))]);
         }
         let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
         let (frame, _) = joiner.latest.expect("primed");

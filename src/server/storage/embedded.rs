@@ -230,22 +230,24 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
     match ids {
         Ok(ids) => {
             let ts = format_ts(ts);
+            let mut stored = Vec::with_capacity(batch.len());
             for (append, id) in batch.drain(..).zip(ids) {
                 // `None`: a resend of a message stored earlier. Its first
                 // copy was delivered then; the sender gets it on resuming.
                 let Some(id) = id else { continue };
                 metrics::accepted();
-                rooms.deliver(
-                    &append.room,
-                    ChatMessage {
-                        username: append.username.to_string(),
-                        message: append.message,
-                        id,
-                        ts: ts.clone(),
-                        client_id: append.client_id,
-                    },
-                );
+                let message = ChatMessage {
+                    username: append.username.to_string(),
+                    message: append.message,
+                    id,
+                    ts: ts.clone(),
+                    client_id: append.client_id,
+                };
+                stored.push((append.room, message));
             }
+            // The batch as one delivery: a busy room's members then get
+            // its messages in one write each, not one write per message.
+            rooms.deliver_all(stored);
         }
         Err(err) => {
             error!(%err, messages = batch.len(), "could not store messages; they were not sent");

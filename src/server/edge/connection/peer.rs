@@ -6,7 +6,7 @@
 //! the ring and the writer's own bookkeeping — a third of the server's CPU
 //! at 1,000 listeners (issue 12). So the room writes each event straight
 //! into the member's socket, in its own loop, whenever the member has
-//! nothing queued: the framed bytes go to `try_write`, and nothing else
+//! nothing queued: the framed bytes go to one `send(2)`, and nothing else
 //! happens. Only a member whose socket would block (a slow network, a
 //! burst bigger than the socket buffer) queues the rest here, and its
 //! writer task (`super::writer`), woken once, writes the queue out when
@@ -181,17 +181,25 @@ impl Peer {
         lock(&self.out).missed
     }
 
-    /// Writes what the socket takes now, without waiting.
+    /// Writes what the socket takes now, without waiting (the writer's
+    /// way: through tokio, so that a full socket clears tokio's readiness
+    /// and the writer's wait for it is real).
     pub(super) fn drain(&self) -> io::Result<Drained> {
         let mut out = lock(&self.out);
+        self.drain_locked(&mut out, Via::Tokio)
+    }
+
+    fn drain_locked(&self, out: &mut Out, via: Via) -> io::Result<Drained> {
         if out.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         while !out.queue.is_empty() {
             let written = if out.queue.len() == 1 {
-                out.queue
-                    .front()
-                    .map(|one| self.socket.try_write(one.rest()))
+                let rest = out.queue.front().map_or(&[][..], Pending::rest);
+                match via {
+                    Via::Tokio => self.socket.try_write(rest),
+                    Via::Socket => self.raw().send(rest),
+                }
             } else {
                 let slices: Vec<IoSlice<'_>> = out
                     .queue
@@ -199,9 +207,12 @@ impl Peer {
                     .take(WRITE_BATCH)
                     .map(|pending| IoSlice::new(pending.rest()))
                     .collect();
-                Some(self.socket.try_write_vectored(&slices))
+                match via {
+                    Via::Tokio => self.socket.try_write_vectored(&slices),
+                    Via::Socket => self.raw().send_vectored(&slices),
+                }
             };
-            match written.unwrap_or(Ok(0)) {
+            match written {
                 Ok(0) => {
                     out.broken = true;
                     return Err(io::ErrorKind::WriteZero.into());
@@ -214,7 +225,56 @@ impl Peer {
                 }
             }
         }
+        // A burst grew it (a join snapshot, a backlog): an idle
+        // connection keeps no queue.
+        if out.queue.capacity() > 8 {
+            out.queue = VecDeque::new();
+        }
         Ok(Drained::All)
+    }
+
+    /// The socket for a plain `send(2)`. One contiguous frame skips the
+    /// file layer a vectored `write` goes through (perf: vfs_writev,
+    /// fdget_pos and sock_write_iter were 14% of the server at 1,000
+    /// listeners), and going around tokio's readiness bookkeeping saves a
+    /// cache miss or two per member (15%). If the socket is full, tokio
+    /// learns it on the writer's first try.
+    fn raw(&self) -> socket2::SockRef<'_> {
+        let socket: &tokio::net::TcpStream = self.socket.as_ref();
+        socket2::SockRef::from(socket)
+    }
+
+    /// What `event` becomes for this client, if it is to be sent now:
+    /// `None` if it waits for the snapshot, was in it, is not said in this
+    /// dialect, or the client has fallen behind.
+    fn accept(&self, out: &mut Out, event: &Outbound) -> Option<Pending> {
+        if out.missed > 0 {
+            out.missed += 1;
+            return None;
+        }
+        if let Some(held) = &mut out.held {
+            if held.len() >= EVENT_BUFFER {
+                out.missed = 1;
+                self.wake.notify_one();
+            } else {
+                held.push((event.id, event.frame.clone()));
+            }
+            return None;
+        }
+        if event.id != 0 && event.id <= out.seen_through {
+            return None;
+        }
+        if out.queue.len() >= EVENT_BUFFER {
+            out.missed = 1;
+            self.wake.notify_one();
+            return None;
+        }
+        let bytes = match &mut out.speech {
+            // Every JSON member sends the same bytes: framed once.
+            Speech::Json => event.wire.get_or_init(|| text_frame(&event.frame)).clone(),
+            Speech::Text(_) => text_frame(&out.speech.say(event.frame.clone())?),
+        };
+        Some(Pending::event(bytes))
     }
 
     /// Writes `pending` at once if nothing is ahead of it and the socket
@@ -224,14 +284,7 @@ impl Peer {
             return;
         }
         if out.held.is_none() && out.queue.is_empty() {
-            // A plain `send(2)`: one contiguous frame skips the file layer
-            // a vectored write goes through (perf: vfs_writev, fdget_pos
-            // and sock_write_iter were 14% of the server at 1,000
-            // listeners), and going around tokio's readiness bookkeeping
-            // saves it a cache miss or two per member (15%). If the socket
-            // is full, tokio learns it on the writer's first try.
-            let socket: &tokio::net::TcpStream = self.socket.as_ref();
-            match socket2::SockRef::from(socket).send(pending.rest()) {
+            match self.raw().send(pending.rest()) {
                 Ok(written) if written == pending.bytes.len() => {
                     if pending.event {
                         metrics::delivered(1);
@@ -255,37 +308,38 @@ impl Peer {
 impl Recipient for Peer {
     fn offer(&self, event: &Outbound) {
         let mut out = lock(&self.out);
-        if out.missed > 0 {
-            out.missed += 1;
-            return;
+        if let Some(pending) = self.accept(&mut out, event) {
+            self.send(&mut out, pending);
         }
-        if let Some(held) = &mut out.held {
-            if held.len() >= EVENT_BUFFER {
-                out.missed = 1;
-                self.wake.notify_one();
-            } else {
-                held.push((event.id, event.frame.clone()));
-            }
-            return;
-        }
-        if event.id != 0 && event.id <= out.seen_through {
-            return;
-        }
-        if out.queue.len() >= EVENT_BUFFER {
-            out.missed = 1;
-            self.wake.notify_one();
-            return;
-        }
-        let bytes = match &mut out.speech {
-            // Every JSON member sends the same bytes: framed once.
-            Speech::Json => event.wire.get_or_init(|| text_frame(&event.frame)).clone(),
-            Speech::Text(_) => match out.speech.say(event.frame.clone()) {
-                Some(frame) => text_frame(&frame),
-                None => return,
-            },
-        };
-        self.send(&mut out, Pending::event(bytes));
     }
+
+    /// A storage batch: queued together, and written together (one
+    /// `sendmsg` for up to 64 of them) if nothing was waiting before.
+    fn offer_all(&self, events: &[Outbound]) {
+        let mut out = lock(&self.out);
+        let direct = out.held.is_none() && out.queue.is_empty() && !out.broken;
+        for event in events {
+            if let Some(pending) = self.accept(&mut out, event) {
+                out.queue.push_back(pending);
+            }
+        }
+        if out.queue.is_empty() {
+            return;
+        }
+        if direct && matches!(self.drain_locked(&mut out, Via::Socket), Ok(Drained::All)) {
+            return;
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Which way a drain writes.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The writer task's: tokio's own, so its readiness stays true.
+    Tokio,
+    /// The room's: a plain system call (see [`Peer::raw`]).
+    Socket,
 }
 
 /// Takes `written` bytes off the front of the queue: whole frames leave
