@@ -14,7 +14,7 @@
 //!   every client (the page, the terminal client, the help bot).
 //! - [`client`]: the browser side of the chat: socket, session, reactive state.
 //! - `server` (`ssr` only): configuration, the WebSocket handler, the
-//!   broadcast hub, presence coalescing and graceful shutdown.
+//!   hub and each room's fan-out, presence coalescing and graceful shutdown.
 //! - `native` and `cli` (`ssr` only): Banter's client outside the browser,
 //!   and `banter-cli` on it; `transcript`: the chat as lines of text, for
 //!   the CLI and the server's plain-text sockets.

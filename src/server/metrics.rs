@@ -3,7 +3,8 @@
 //! The `metrics` facade with the Prometheus recorder, installed once at
 //! start. Hot-path counters are resolved to handles once (a handle's
 //! increment is one atomic add), so counting costs nothing measurable per
-//! message; writers count per flushed batch, not per frame.
+//! message; a frame written straight into a socket counts itself, and a
+//! writer's batch counts once for all its frames.
 //!
 //! | metric | type | what |
 //! | --- | --- | --- |

@@ -5,7 +5,7 @@
 //! By concern, each folder importing only those listed before it:
 //! - [`config`]: settings from `Leptos.toml`, `BANTER_*` variables and flags.
 //! - [`chat`]: this process's rooms: members, presence batches, the latest
-//!   page and the broadcast ring of each; frames and who they are for.
+//!   page and the fan-out of each; frames and who they are for.
 //! - [`storage`]: the SQLite file, and the embedded engine's storage thread
 //!   that keeps each message before its room is given it.
 //! - [`hub`]: the one seam between connections and the shared chat: join,
@@ -56,7 +56,7 @@ use site::{bundle, health, room_list};
 pub(crate) struct AppState {
     /// How to render the page and where the built bundle is.
     pub(crate) leptos_options: LeptosOptions,
-    /// Who is connected, and the broadcast ring.
+    /// Who is connected, and where: the rooms and their members.
     pub(crate) hub: Arc<Hub>,
     /// Fired once, on shutdown: stop accepting, stop reading.
     pub(crate) shutdown: CancellationToken,

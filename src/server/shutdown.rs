@@ -3,10 +3,10 @@
 //! The signal fires the `shutdown` token: the accept loop stops and each
 //! connection's reader stops taking frames. The server then stores and
 //! delivers everything accepted (`Hub::close`) and fires `goodbye`, which
-//! each writer answers by sending what is left in its ring and closing with
-//! 1001 (see `connection`). A [`TaskTracker`] counts the connection tasks,
-//! so the server can wait for the goodbyes — up to [`GRACE`], after which
-//! it exits regardless.
+//! each writer answers by writing out what is still queued for its socket
+//! and closing with 1001 (see `connection`). A [`TaskTracker`] counts the
+//! connection tasks, so the server can wait for the goodbyes — up to
+//! [`GRACE`], after which it exits regardless.
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! [`encode`], and the resulting [`Frame`] is reference-counted, so the same
 //! bytes go to every recipient without a copy.
 //!
-//! A frame travels one of two ways: on a room's ring to every member
+//! A frame travels one of two ways: handed by its room to every member
 //! ([`Outbound`], filtered by [`Audience`]), or to one client alone through
 //! its writer ([`Reply`]).
 

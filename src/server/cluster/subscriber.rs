@@ -3,7 +3,7 @@
 //!
 //! The process subscribes to a room's channel while it has members there,
 //! and only then: a message crosses Redis once per process that needs it,
-//! never once per recipient, and is fanned out here by the room's ring.
+//! never once per recipient, and is fanned out here by the room itself.
 //!
 //! **No holes.** Pub/sub is fire-and-forget: a message published while the
 //! connection was being re-established is simply not delivered. So each

@@ -2,7 +2,7 @@
 //! between one process and many.
 //!
 //! Everything above the hub (the WebSocket handler, connections) and
-//! everything below it that is per process (the rooms and their rings) is
+//! everything below it that is per process (the rooms and their members) is
 //! the same in every mode. What is not: who assigns a message its id, where
 //! it is kept, where history is read from, and who else must agree before a
 //! name is taken. Each mode is one variant here, with the same operations.

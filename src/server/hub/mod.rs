@@ -3,7 +3,7 @@
 //! Connections (`edge/connection`) see only [`Hub`] and the [`Membership`]
 //! it hands out: join (leave is dropping the membership), publish, typing,
 //! load history. Behind it are two parts they never see: this process's
-//! [`Rooms`] (who is where, each room's broadcast ring), the same in every
+//! [`Rooms`] (who is where, and each room's fan-out), the same in every
 //! mode, and the [`Engine`], which assigns ids, keeps messages and answers
 //! history — the part that differs between one process and a cluster. The
 //! site's endpoints (`/api/rooms`, `/healthz`) read through the hub too.
@@ -346,8 +346,9 @@ impl Hub {
 
     /// Shutdown, first half: takes no more messages, waits for those being
     /// queued, then stores and delivers everything queued and stops
-    /// storage. When this returns every accepted message is on disk and in
-    /// its room's ring, ready for the writers' goodbyes.
+    /// storage. When this returns every accepted message is on disk and
+    /// handed to its room's members (written, or queued for their writers),
+    /// ready for the writers' goodbyes.
     pub(crate) async fn close(&self) {
         *self.accepting.write().await = false;
         self.engine.close().await;

@@ -11,13 +11,13 @@
 //!   event, and the first line says who the client is and who is there.
 //!
 //! Both are the same connection underneath: the same hub, rules, limits
-//! and ring. Only the two ends differ, and they differ here: [`Dialect::read`]
+//! and room. Only the two ends differ, and they differ here: [`Dialect::read`]
 //! turns a client frame into a [`ClientEvent`], and [`Speech`] turns each
 //! JSON frame on its way out into what the client understands (the lines
 //! are `crate::transcript`'s, which `banter-cli` prints too). Rendering
 //! parses the frame back, which costs a plain-text client one JSON parse per
-//! event; the ring stays one serialisation shared by every JSON client, the
-//! path that has to scale.
+//! event; the room still serialises each event once, and it is framed once
+//! for every JSON member, the path that has to scale.
 
 use crate::{
     protocol::{ClientEvent, ServerEvent},

@@ -1,18 +1,22 @@
 //! One WebSocket connection, from join to goodbye.
 //!
-//! The socket is split in two tasks, as in axum's chat example: the reader
-//! (this task) parses client events and publishes them; the writer drains the
-//! hub's ring into the socket. They meet only through the hub and a small
-//! channel for replies meant for this client alone (error events), so a slow
-//! peer stalls nothing but its own writer.
+//! The socket is split in two tasks: the reader (this task) parses client
+//! events and publishes them; the writer writes out what is queued for the
+//! socket. Most events never reach the writer: the room hands each one to
+//! the connection's `peer::Peer`, which writes it straight into the socket
+//! while nothing is queued, and queues it (waking the writer) only when the
+//! socket cannot take it. The two tasks meet only through the hub, the peer
+//! and a small channel for replies meant for this client alone (error
+//! events), so a slow client stalls nothing but its own writer.
 //!
 //! # Shutdown
 //!
 //! Two signals, in order. `shutdown`: the reader stops taking frames (what
 //! it was publishing is finished first). `goodbye`, fired once everything
-//! accepted is stored and in the rooms' rings: the writer sends what is
-//! left in its ring, then closes with 1001. So a message someone was shown
-//! as sent reaches everyone still connected before they are told to go.
+//! accepted is stored and handed to the rooms' members: the writer writes
+//! out what is still queued, then closes with 1001. So a message someone
+//! was shown as sent reaches everyone still connected before they are told
+//! to go.
 
 mod dialect;
 mod peer;
@@ -102,7 +106,8 @@ impl fmt::Display for Disconnect {
 pub(crate) struct Signals {
     /// Stop reading: the server is going away.
     pub(crate) shutdown: CancellationToken,
-    /// Everything accepted is in the rings: send it, then close with 1001.
+    /// Everything accepted is handed to the members: write out what is
+    /// still queued, then close with 1001.
     pub(crate) goodbye: CancellationToken,
 }
 

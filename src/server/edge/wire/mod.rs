@@ -4,7 +4,8 @@
 //! - [`upgrade`]: the opening handshake and the stream it hands over.
 //! - [`decode`]: client frames → whole messages, every MUST of §5 checked,
 //!   each broken rule answered with its close code.
-//! - [`encode`]: server frames: a header beside an untouched payload.
+//! - [`encode`]: server frames, header and payload in one buffer, so a
+//!   frame goes out with one `send(2)`.
 //!
 //! The read side's I/O is small and lives here: [`Inbound`] reads a
 //! socket's half into the decoder (generic over `AsyncRead`, so it runs as
