@@ -127,8 +127,12 @@ pub(crate) async fn run(
     settings: SocketSettings,
     ticket: Ticket,
 ) {
-    let (read, write) = socket.tcp.into_split();
-    let mut stream = wire::Inbound::new(read, &socket.early, MAX_MESSAGE_BYTES);
+    let Upgraded { tcp, early } = socket;
+    let (read, write) = tcp.into_split();
+    let mut stream = wire::Inbound::new(read, &early, MAX_MESSAGE_BYTES);
+    // Copied: `early` is a view of hyper's whole read buffer (8 KiB),
+    // which would otherwise stay allocated for the connection's life.
+    drop(early);
     let peer = Peer::new(write, Speech::new(dialect));
     let style = request.style;
     let username = request.username.clone();

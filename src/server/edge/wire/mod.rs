@@ -54,7 +54,12 @@ impl<R: AsyncRead + Unpin> Inbound<R> {
     pub(crate) fn new(read: R, early: &[u8], max_message: usize) -> Self {
         Inbound {
             read,
-            buf: BytesMut::from(early),
+            // Nothing, not an empty buffer, when the client waited.
+            buf: if early.is_empty() {
+                BytesMut::new()
+            } else {
+                BytesMut::from(early)
+            },
             decoder: decode::Decoder::new(max_message),
         }
     }
