@@ -309,3 +309,49 @@ async fn an_unreadable_database_is_a_clear_error_at_start() {
     );
     assert!(!output.contains("panicked"), "{output}");
 }
+
+#[tokio::test]
+async fn a_long_resume_arrives_whole_while_the_room_goes_on() {
+    // More missed messages than a connection may have queued behind it
+    // (4,096): the resume itself is not falling behind.
+    const MISSED: usize = 6_000;
+    let server = Server::start_with(UNTHROTTLED).await;
+    let mut alice = server.join("alice").await;
+    let last_seen = say_and_wait(&mut alice, "before").await;
+    let spam = |i: usize| json!({"event": "send-message", "message": format!("m{i}")}).to_string();
+    for i in 0..MISSED {
+        alice
+            .feed(Message::Text(spam(i).into()))
+            .await
+            .expect("send");
+    }
+    alice.flush().await.expect("flush");
+    let last = format!("m{}", MISSED - 1);
+    expect_event(&mut alice, "send-message", |e| {
+        e["message"] == last.as_str()
+    })
+    .await;
+
+    let mut bob = server
+        .connect(&format!("username=bob&since={last_seen}&presence=delta"))
+        .await;
+    // The room goes on meanwhile: a join (a presence delta) and a message.
+    let _carol = server.connect("username=carol&presence=delta").await;
+    say(&mut alice, "live").await;
+    let mut got = 0;
+    loop {
+        match next_frame(&mut bob).await {
+            Frame::Event(e) if e["event"] == "send-message" => {
+                let text = e["message"].as_str().expect("text");
+                if text == "live" {
+                    break;
+                }
+                assert_eq!(text, format!("m{got}"), "in order, nothing skipped");
+                got += 1;
+            }
+            Frame::Event(_) => {}
+            Frame::Closed(frame) => panic!("closed after {got} of {MISSED}: {frame:?}"),
+        }
+    }
+    assert_eq!(got, MISSED);
+}

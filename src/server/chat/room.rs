@@ -69,8 +69,9 @@ struct State {
     /// Keys in `names` held by users on other processes (cluster mode):
     /// their joins and leaves arrive through the cluster, not from here.
     remote: HashSet<String>,
-    /// Where this process's members' events go.
-    members: Slab<(PresenceStyle, Arc<dyn Recipient>)>,
+    /// Where this process's members' events go, with each one's name (to
+    /// tell whose a place is).
+    members: Slab<Member>,
     changes: PresenceLog,
     list_pace: ListPace,
     latest: Latest,
@@ -109,12 +110,19 @@ pub(crate) struct Room {
     state: Mutex<State>,
 }
 
+/// One of this process's members, in its room's list.
+struct Member {
+    name: Arc<str>,
+    style: PresenceStyle,
+    recipient: Arc<dyn Recipient>,
+}
+
 impl State {
     /// Hands `event` to every member it is for, in one loop.
     fn fan_out(&self, event: &Outbound) {
-        for (_, (style, recipient)) in &self.members {
-            if event.audience.includes(*style) {
-                recipient.offer(event);
+        for (_, member) in &self.members {
+            if event.audience.includes(member.style) {
+                member.recipient.offer(event);
             }
         }
     }
@@ -122,8 +130,8 @@ impl State {
     /// Hands `events` (all for everyone) to every member, each member's
     /// at once.
     fn fan_out_all(&self, events: &[Outbound]) {
-        for (_, (_, recipient)) in &self.members {
-            recipient.offer_all(events);
+        for (_, member) in &self.members {
+            member.recipient.offer_all(events);
         }
     }
 }
@@ -181,7 +189,11 @@ impl Room {
         // A member under the lock: every change and message after this
         // instant is handed to the joiner; replaying earlier presence
         // changes of the same batch is harmless (see `presence`).
-        let place = Place(state.members.insert((style, Arc::clone(&joiner.recipient))));
+        let place = Place(state.members.insert(Member {
+            name: Arc::clone(name),
+            style,
+            recipient: Arc::clone(&joiner.recipient),
+        }));
         Ok(Entry {
             place,
             names: state.names.values().cloned().collect(),
@@ -194,7 +206,14 @@ impl Room {
     pub(crate) fn exit(&self, name: &Arc<str>, style: PresenceStyle, place: Place) -> bool {
         let key = name_key(name);
         let mut state = lock(&self.state);
-        state.members.try_remove(place.0);
+        // Only its own place: a stale one may be someone else's by now.
+        if state
+            .members
+            .get(place.0)
+            .is_some_and(|member| Arc::ptr_eq(&member.name, name))
+        {
+            state.members.remove(place.0);
+        }
         // Only the holder frees the key: `alice` leaving cannot take out
         // the `Alice` who is in (a refused joiner never calls this, but the
         // room does not rely on it).

@@ -165,7 +165,14 @@ impl Admission {
             self.messages.shrink_to_fit();
             self.per_address().retain(|_, known| !known.is_idle(now));
         }
-        let name = name_key(name);
+        // The key costs two Unicode normalisations: not for a name too long
+        // ever to have joined (so never cooling down), which hyper would
+        // let be hundreds of kilobytes.
+        let name = if name.len() <= 4 * crate::protocol::MAX_USERNAME_CHARS + 64 {
+            name_key(name)
+        } else {
+            String::new()
+        };
         if let Some(until) = self
             .per_address()
             .get_mut(&address)

@@ -192,8 +192,10 @@ pub(crate) async fn run(
                     ticket.flooded();
                     let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
                 }
+                // The refused frame cannot be decoded past, and its
+                // payload may still be arriving: read on without framing.
                 Disconnect::BadInput { .. } => {
-                    let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, stream.discard()).await;
                 }
                 // The writer is answering the client's close, and ends
                 // once it is out.

@@ -60,8 +60,14 @@ struct Out {
     /// Messages up to this id were in the snapshot.
     seen_through: u64,
     queue: VecDeque<Pending>,
+    /// Room events in `queue` (not the snapshot, replies or control
+    /// frames): what falling behind is counted in. A resume's snapshot can
+    /// be 10,000 frames on its own and is not a sign of a slow client.
+    live: usize,
     /// Events dropped because the queue was full; non-zero: fallen behind.
     missed: u64,
+    /// The server's close is queued: nothing more may follow it (§5.5.1).
+    closing: bool,
     /// A write failed: the connection is gone, nothing more is written.
     broken: bool,
 }
@@ -74,6 +80,8 @@ struct Pending {
     sent: usize,
     /// A chat event (counted as delivered), not a control frame.
     event: bool,
+    /// Handed over by the room (counted in [`Out::live`]).
+    live: bool,
 }
 
 impl Pending {
@@ -82,6 +90,7 @@ impl Pending {
             bytes,
             sent: 0,
             event: true,
+            live: false,
         }
     }
 
@@ -95,6 +104,7 @@ impl Pending {
             bytes: Bytes::from(frame),
             sent: 0,
             event: false,
+            live: false,
         }
     }
 
@@ -126,7 +136,9 @@ impl Peer {
                 speech,
                 seen_through: 0,
                 queue: VecDeque::new(),
+                live: 0,
                 missed: 0,
+                closing: false,
                 broken: false,
             }),
             wake: Notify::new(),
@@ -165,15 +177,30 @@ impl Peer {
     /// its dialect.
     pub(super) fn reply(&self, frame: Frame) {
         let mut out = lock(&self.out);
+        if out.closing {
+            return;
+        }
         if let Some(frame) = out.speech.say(frame) {
             self.send(&mut out, Pending::text(&frame));
         }
     }
 
-    /// A control frame (ping, pong, close), after everything queued.
+    /// A control frame (ping, pong), after everything queued.
     pub(super) fn control(&self, frame: Vec<u8>) {
         let mut out = lock(&self.out);
-        self.send(&mut out, Pending::raw(frame));
+        if !out.closing {
+            self.send(&mut out, Pending::raw(frame));
+        }
+    }
+
+    /// The server's close frame, after everything queued; nothing is sent
+    /// after it (RFC 6455 §5.5.1), whatever the room hands over meanwhile.
+    pub(super) fn close(&self, frame: Vec<u8>) {
+        let mut out = lock(&self.out);
+        if !out.closing {
+            self.send(&mut out, Pending::raw(frame));
+            out.closing = true;
+        }
     }
 
     /// Events dropped for a full queue (non-zero: fallen behind).
@@ -217,7 +244,7 @@ impl Peer {
                     out.broken = true;
                     return Err(io::ErrorKind::WriteZero.into());
                 }
-                Ok(written) => written_out(&mut out.queue, written),
+                Ok(written) => out.written_out(written),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Blocked),
                 Err(err) => {
                     out.broken = true;
@@ -264,7 +291,10 @@ impl Peer {
         if event.id != 0 && event.id <= out.seen_through {
             return None;
         }
-        if out.queue.len() >= EVENT_BUFFER {
+        if out.closing {
+            return None;
+        }
+        if out.live >= EVENT_BUFFER {
             out.missed = 1;
             self.wake.notify_one();
             return None;
@@ -274,7 +304,10 @@ impl Peer {
             Speech::Json => event.wire.get_or_init(|| text_frame(&event.frame)).clone(),
             Speech::Text(_) => text_frame(&out.speech.say(event.frame.clone())?),
         };
-        Some(Pending::event(bytes))
+        Some(Pending {
+            live: true,
+            ..Pending::event(bytes)
+        })
     }
 
     /// Writes `pending` at once if nothing is ahead of it and the socket
@@ -300,6 +333,7 @@ impl Peer {
                 }
             }
         }
+        out.live += usize::from(pending.live);
         out.queue.push_back(pending);
         self.wake.notify_one();
     }
@@ -320,6 +354,7 @@ impl Recipient for Peer {
         let direct = out.held.is_none() && out.queue.is_empty() && !out.broken;
         for event in events {
             if let Some(pending) = self.accept(&mut out, event) {
+                out.live += usize::from(pending.live);
                 out.queue.push_back(pending);
             }
         }
@@ -342,23 +377,24 @@ enum Via {
     Socket,
 }
 
-/// Takes `written` bytes off the front of the queue: whole frames leave
-/// it (and are counted), a frame cut short keeps its place.
-fn written_out(queue: &mut VecDeque<Pending>, mut written: usize) {
-    let mut delivered = 0;
-    while let Some(front) = queue.front_mut() {
-        let left = front.bytes.len() - front.sent;
-        if written < left {
-            front.sent += written;
-            break;
+impl Out {
+    /// Takes `written` bytes off the front of the queue: whole frames
+    /// leave it (and are counted), a frame cut short keeps its place.
+    fn written_out(&mut self, mut written: usize) {
+        let mut delivered = 0;
+        while let Some(front) = self.queue.front_mut() {
+            let left = front.bytes.len() - front.sent;
+            if written < left {
+                front.sent += written;
+                break;
+            }
+            written -= left;
+            delivered += u64::from(front.event);
+            self.live -= usize::from(front.live);
+            self.queue.pop_front();
         }
-        written -= left;
-        if front.event {
-            delivered += 1;
+        if delivered > 0 {
+            metrics::delivered(delivered);
         }
-        queue.pop_front();
-    }
-    if delivered > 0 {
-        metrics::delivered(delivered);
     }
 }

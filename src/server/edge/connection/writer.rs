@@ -85,7 +85,7 @@ pub(super) async fn write_loop(
             Some(reply) = replies.recv() => match reply {
                 Reply::Frame(frame) => peer.reply(frame),
                 Reply::Close { code, reason } => {
-                    peer.control(encode::close(code, reason));
+                    peer.close(encode::close(code, reason));
                     let _ = flush(&peer, GOODBYE_TIMEOUT).await;
                     return Disconnect::BadInput { code, reason };
                 }
@@ -93,7 +93,7 @@ pub(super) async fn write_loop(
                 // code: without an answer the client sees 1006 instead of
                 // its own clean close.
                 Reply::AnswerClose(code) => {
-                    peer.control(match code {
+                    peer.close(match code {
                         Some(code) => encode::close(code, ""),
                         None => encode::frame(encode::CLOSE, &[]),
                     });
@@ -154,7 +154,7 @@ async fn flush(peer: &Peer, stall_timeout: Duration) -> Result<(), Disconnect> {
 /// out, then 1001. Bounded by the server's shutdown deadline: at it the
 /// process exits, writer or not, if a client does not read.
 async fn say_goodbye(peer: &Peer, stall_timeout: Duration) -> Disconnect {
-    peer.control(encode::close(
+    peer.close(encode::close(
         close_code::GOING_AWAY,
         "Server is shutting down",
     ));
@@ -182,7 +182,7 @@ async fn fall_behind(
     drop(membership);
     drop(replies);
     let reason = "Too slow: fell behind the chat; reconnect to continue";
-    peer.control(encode::close(close_code::TRY_AGAIN_LATER, reason));
+    peer.close(encode::close(close_code::TRY_AGAIN_LATER, reason));
     let _ = tokio::time::timeout(SLOW_GOODBYE_TIMEOUT, flush(peer, SLOW_GOODBYE_TIMEOUT)).await;
     why
 }

@@ -155,8 +155,10 @@ impl Decoder {
                 let mut length = [0u8; 8];
                 length[8 - length_len..].copy_from_slice(&buf[2..2 + length_len]);
                 let length = u64::from_be_bytes(length);
-                // §5.2: the most significant bit must be 0; anything near
-                // it is far over the limit anyway.
+                // §5.2: the most significant bit must be 0.
+                if length >> 63 != 0 {
+                    return Err(protocol("Frame length out of range"));
+                }
                 usize::try_from(length).unwrap_or(usize::MAX)
             }
         };
@@ -324,6 +326,12 @@ mod tests {
             ("close 1005", frame(0x88, &1005u16.to_be_bytes())),
             ("close 1006", frame(0x88, &1006u16.to_be_bytes())),
             ("one-byte close", frame(0x88, &[3])),
+            ("64-bit length with its top bit set", {
+                let mut f = vec![0x81, 0x80 | 127];
+                f.extend_from_slice(&(1u64 << 63).to_be_bytes());
+                f.extend_from_slice(&KEY);
+                f
+            }),
             ("new message mid-fragments", {
                 let mut f = frame(0x01, b"a");
                 f.extend(frame(0x81, b"b"));

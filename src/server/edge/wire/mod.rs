@@ -86,6 +86,21 @@ impl<R: AsyncRead + Unpin> Inbound<R> {
         }
     }
 
+    /// Reads and discards bytes, undecoded, until the end: after a close
+    /// for a frame the decoder refused on its header (1002, 1009), whose
+    /// payload may still be arriving and can no longer be framed.
+    pub(crate) async fn discard(&mut self) {
+        self.buf = BytesMut::new();
+        // On the heap: an array here would make every connection's task
+        // this much bigger for its whole life.
+        let mut scratch = vec![0u8; READ_CHUNK];
+        while let Ok(n) = self.read.read(&mut scratch).await {
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
     /// Reads and discards until the client's close frame, the end, or an
     /// error: after the server's close, so the kernel does not reset a
     /// socket with unread bytes (which would discard that close frame).
