@@ -57,7 +57,9 @@ pub(crate) fn accepted() {
 }
 
 pub(crate) fn delivered(frames: u64) {
-    DELIVERED.increment(frames);
+    if frames > 0 {
+        DELIVERED.increment(frames);
+    }
 }
 
 /// A refusal, labelled with a short reason (`origin`, `token`, `rate`,

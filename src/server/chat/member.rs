@@ -17,16 +17,22 @@ use super::frame::{Outbound, PresenceStyle};
 /// Where a member's events go. Called under the room's lock, so it must
 /// never block nor call back into the room.
 pub(crate) trait Recipient: Send + Sync {
-    /// One event for this member, in the room's order.
-    fn offer(&self, event: &Outbound);
+    /// One event for this member, in the room's order. Returns how many
+    /// frames went out at once (0 or 1), which the room counts for the
+    /// whole loop in one go rather than once per member.
+    fn offer(&self, event: &Outbound) -> u64;
 
     /// Several events at once, in order (a storage batch): a recipient
-    /// that can write them together should.
-    fn offer_all(&self, events: &[Outbound]) {
-        for event in events {
-            self.offer(event);
-        }
+    /// that can write them together should. Returns how many frames went
+    /// out at once.
+    fn offer_all(&self, events: &[Outbound]) -> u64 {
+        events.iter().map(|event| self.offer(event)).sum()
     }
+
+    /// This member is next in the loop: a recipient whose state lives
+    /// elsewhere in memory may start fetching it now, so that it is in
+    /// cache by the time its offer comes (see the room's fan-out).
+    fn prefetch(&self) {}
 }
 
 /// Someone entering a room.

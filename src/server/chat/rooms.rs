@@ -176,8 +176,9 @@ mod tests {
     struct Inbox(Mutex<Vec<Outbound>>);
 
     impl Recipient for Inbox {
-        fn offer(&self, event: &Outbound) {
+        fn offer(&self, event: &Outbound) -> u64 {
             lock(&self.0).push(event.clone());
+            1
         }
     }
 
