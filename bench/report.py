@@ -182,14 +182,16 @@ if stalled:
             f"stalled sockets' close codes {r['stalled_close_codes']}."
         )
 
-# bench/flood.sh writes its own section, and its analysis follows under
-# another "## Flooding…" heading: keep both when rewriting the rest.
+# Keep every section this script does not write: bench/flood.sh's, and the
+# write-ups of earlier runs (each issue's before/after tables), so a new run
+# of the matrix replaces only its own tables.
+generated = {line[3:] for line in lines if line.startswith("## ")}
 try:
     previous = open(markdown_path).read()
 except FileNotFoundError:
     previous = ""
 for section in previous.split("\n## ")[1:]:
-    if section.startswith("Flooding"):
+    if section.split("\n", 1)[0] not in generated:
         lines += ["", "## " + section.rstrip("\n")]
 
 open(markdown_path, "w").write("\n".join(lines) + "\n")
