@@ -13,6 +13,7 @@
 //! | `banter_frames_delivered_total` | counter | frames written to sockets (messages, presence, history…) |
 //! | `banter_refusals_total{reason}` | counter | handshakes refused (by reason), floods slowed or closed, bad input closed |
 //! | `banter_storage_commit_seconds` | histogram | one SQLite group commit (embedded default) |
+//! | `banter_fan_out_seconds` | histogram | one delivery of stored messages to everyone in a room on this process |
 //! | `banter_redis_publish_seconds` | histogram | the publish script's round trip (cluster) |
 //! | `banter_subscription_probe_seconds` | gauge | the last probe's trip through Redis pub/sub and back (cluster) |
 //! | `banter_archive_backlog` | gauge | messages in Redis not yet in PostgreSQL (cluster) |
@@ -66,6 +67,10 @@ pub(crate) fn delivered(frames: u64) {
 /// `full`, `slow-down`, `flooding`, `too-big`, …).
 pub(crate) fn refused(reason: &'static str) {
     counter!("banter_refusals_total", "reason" => reason).increment(1);
+}
+
+pub(crate) fn fan_out(took: Duration) {
+    histogram!("banter_fan_out_seconds").record(took.as_secs_f64());
 }
 
 pub(crate) fn commit(took: Duration) {

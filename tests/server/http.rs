@@ -97,6 +97,7 @@ async fn metrics_count_clients_messages_deliveries_and_refusals() {
         "banter_messages_accepted_total 1",
         r#"banter_refusals_total{reason="origin"} 1"#,
         "banter_storage_commit_seconds_count 1",
+        "banter_fan_out_seconds_count 1",
     ] {
         assert!(response.contains(line), "no {line:?} in\n{response}");
     }

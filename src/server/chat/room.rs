@@ -330,7 +330,9 @@ impl Room {
         let id = message.id;
         let mut state = lock(&self.state);
         state.latest.push(message);
+        let started = std::time::Instant::now();
         state.fan_out(&Outbound::new(Audience::Everyone, id, frame));
+        metrics::fan_out(started.elapsed());
     }
 
     /// Sends stored messages, in id order, to everyone in the room, as one
@@ -352,7 +354,9 @@ impl Room {
         for message in messages {
             state.latest.push(message);
         }
+        let started = std::time::Instant::now();
         state.fan_out_all(&events);
+        metrics::fan_out(started.elapsed());
     }
 
     /// Tells the room that `name` is typing. Nothing is kept.
