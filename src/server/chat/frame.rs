@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use tungstenite::Utf8Bytes;
 
-use crate::protocol::ServerEvent;
+use serde::Serialize;
+
+use crate::protocol::{ChatMessage, ServerEvent};
 
 /// One serialised event, shared by every recipient without copying.
 pub(crate) type Frame = Utf8Bytes;
@@ -28,6 +30,29 @@ pub(crate) fn encode(event: &ServerEvent) -> Frame {
         // logged rather than panicking a connection task if that changes.
         Err(err) => {
             tracing::error!(%err, "could not serialise a server event");
+            Frame::from_static(r#"{"event":"error","message":"internal error"}"#)
+        }
+    }
+}
+
+/// A stored message's `send-message` frame, serialised from a borrow.
+///
+/// The same bytes as [`encode`] of [`ServerEvent::SendMessage`], without
+/// first copying the message into an event that owns it: a room keeps the
+/// message itself for its latest page, so the event only needs to look at
+/// it. The tag comes from the same serde attributes, through
+/// [`SendMessage`], and a test holds the two to the same output.
+pub(crate) fn encode_message(message: &ChatMessage) -> Frame {
+    /// `ServerEvent`'s one variant that a delivery serialises, borrowed.
+    #[derive(Serialize)]
+    #[serde(tag = "event", rename_all = "kebab-case")]
+    enum SendMessage<'m> {
+        SendMessage(&'m ChatMessage),
+    }
+    match serde_json::to_string(&SendMessage::SendMessage(message)) {
+        Ok(json) => Frame::from(json),
+        Err(err) => {
+            tracing::error!(%err, "could not serialise a message");
             Frame::from_static(r#"{"event":"error","message":"internal error"}"#)
         }
     }
@@ -99,4 +124,27 @@ pub(crate) enum Reply {
     AnswerPing(Vec<u8>),
     /// The client answered a ping: it is still there.
     Pong,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_message_encodes_as_its_event_does() {
+        let mut message = ChatMessage {
+            username: "Ada \"the\" first".into(),
+            message: "hi ✓".into(),
+            id: 42,
+            ts: "2026-12-03T03:00:00.000Z".into(),
+            client_id: Some("c-1".into()),
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                encode_message(&message),
+                encode(&ServerEvent::SendMessage(message.clone()))
+            );
+            message.client_id = None;
+        }
+    }
 }

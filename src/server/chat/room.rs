@@ -24,7 +24,7 @@ use std::{
 use slab::Slab;
 
 use super::{
-    frame::{Audience, Frame, Outbound, PresenceStyle, encode},
+    frame::{Audience, Frame, Outbound, PresenceStyle, encode, encode_message},
     latest::Latest,
     lock,
     member::{Joiner, Place, Recipient},
@@ -136,6 +136,18 @@ impl State {
     /// at once.
     fn fan_out_all(&self, events: &[Outbound]) {
         self.each_member(|member| member.recipient.offer_all(events));
+    }
+
+    /// One delivery of stored messages: into the latest page, then, as
+    /// `events` (theirs, in the same order), to every member, timed as
+    /// `banter_fan_out_seconds`.
+    fn deliver(&mut self, messages: impl IntoIterator<Item = ChatMessage>, events: &[Outbound]) {
+        for message in messages {
+            self.latest.push(message);
+        }
+        let started = std::time::Instant::now();
+        self.fan_out_all(events);
+        metrics::fan_out(started.elapsed());
     }
 
     /// Runs `offer` for every member, telling each next one's recipient
@@ -327,12 +339,8 @@ impl Room {
     /// Sends a stored message whose frame is already built to everyone in
     /// the room (cluster mode: the frame came from Redis as is).
     pub(crate) fn deliver_encoded(&self, message: ChatMessage, frame: Frame) {
-        let id = message.id;
-        let mut state = lock(&self.state);
-        state.latest.push(message);
-        let started = std::time::Instant::now();
-        state.fan_out(&Outbound::new(Audience::Everyone, id, frame));
-        metrics::fan_out(started.elapsed());
+        let event = Outbound::new(Audience::Everyone, message.id, frame);
+        lock(&self.state).deliver([message], std::slice::from_ref(&event));
     }
 
     /// Sends stored messages, in id order, to everyone in the room, as one
@@ -345,18 +353,9 @@ impl Room {
         // wait for JSON too.
         let events: Vec<Outbound> = messages
             .iter()
-            .map(|message| {
-                let frame = encode(&ServerEvent::SendMessage(message.clone()));
-                Outbound::new(Audience::Everyone, message.id, frame)
-            })
+            .map(|message| Outbound::new(Audience::Everyone, message.id, encode_message(message)))
             .collect();
-        let mut state = lock(&self.state);
-        for message in messages {
-            state.latest.push(message);
-        }
-        let started = std::time::Instant::now();
-        state.fan_out_all(&events);
-        metrics::fan_out(started.elapsed());
+        lock(&self.state).deliver(messages, &events);
     }
 
     /// Tells the room that `name` is typing. Nothing is kept.
