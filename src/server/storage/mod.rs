@@ -3,12 +3,15 @@
 //! - [`embedded`]: the embedded default's engine: one storage thread that
 //!   group-commits to SQLite and only then hands each message to its room.
 //! - [`sqlite`]: the SQLite file: schema migrations, inserts, queries.
+//! - [`checkpoint`]: the SQLite WAL copied back into the file on a thread
+//!   of its own, never inside a commit.
 //! - [`postgres`]: cluster mode's durable history.
 //! - [`import`]: copying the SQLite history into PostgreSQL.
 //!
 //! This module holds what they share: a message on its way in
 //! ([`Append`]), one read back ([`Stored`]), and what can go wrong.
 
+mod checkpoint;
 pub(crate) mod embedded;
 pub(crate) mod import;
 pub(crate) mod postgres;

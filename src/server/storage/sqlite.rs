@@ -21,7 +21,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use super::{Append, StoreError, Stored};
+use super::{Append, StoreError, Stored, checkpoint};
 use crate::server::config::SqliteSync;
 
 /// The database file inside the data directory.
@@ -72,7 +72,8 @@ pub(crate) fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader)
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
-         PRAGMA busy_timeout = 5000;"
+         PRAGMA busy_timeout = 5000;
+         PRAGMA wal_autocheckpoint = 0;"
     ))
     .map_err(at)?;
     Migrations::from_slice(MIGRATIONS)
@@ -89,8 +90,9 @@ pub(crate) fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader)
     reader
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(at)?;
+    let committed = checkpoint::start(&path)?;
     Ok((
-        Writer { conn },
+        Writer { conn, committed },
         Reader {
             conn: Mutex::new(reader),
             path,
@@ -101,6 +103,9 @@ pub(crate) fn open(data_dir: &Path, sync: SqliteSync) -> Result<(Writer, Reader)
 /// The storage thread's connection.
 pub(crate) struct Writer {
     conn: Connection,
+    /// Checkpoints happen on their own thread, not in a commit (see
+    /// [`checkpoint`]).
+    committed: checkpoint::Committed,
 }
 
 impl Writer {
@@ -147,6 +152,7 @@ impl Writer {
             }
         }
         tx.commit()?;
+        self.committed.note(batch.len());
         Ok(ids)
     }
 }
