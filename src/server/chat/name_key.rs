@@ -17,11 +17,19 @@ use unicode_normalization::UnicodeNormalization;
 ///    has no precomposed capital, but its lowercase `j` + U+030C composes
 ///    to `ǰ`; without this step `J̌` and `ǰ` would get different keys.
 ///
+/// 4. Every sigma as `σ`: lowercasing writes a word-final `Σ` as `ς`, and
+///    NFKC turns the lunate `Ϲ`/`ϲ` into `Σ`/`ς`, so the same letter would
+///    key differently by where it stands or how it was typed (`Ϲ` keyed
+///    as `σ`, its lowercase `ϲ` as `ς`; found by the property below).
+///
 /// Runs of whitespace count as one space: the user list shows names on one
 /// line (`white-space: nowrap`), where the browser collapses them anyway.
 pub(crate) fn name_key(name: &str) -> String {
     let lower = name.nfkc().collect::<String>().to_lowercase();
-    let key: String = lower.nfkc().collect();
+    let key: String = lower
+        .nfkc()
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect();
     key.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -52,6 +60,8 @@ mod tests {
         assert_eq!(name_key("ﬁona"), name_key("Fiona"));
         assert_eq!(name_key("bob²"), name_key("bob2"));
         assert_eq!(name_key("İ"), "i\u{307}");
+        assert_eq!(name_key("Ϲ"), name_key("ϲ"), "a lunate sigma is a sigma");
+        assert_eq!(name_key("ΟΔΟΣ"), name_key("οδοσ"), "so is a final one");
     }
 
     #[test]
