@@ -11,19 +11,34 @@
 //! a benchmark's p99 counts (issue 12).
 //!
 //! So the writer turns automatic checkpoints off (`wal_autocheckpoint =
-//! 0`) and tells this module's thread after each commit how many messages
-//! it held. The thread, on a connection of its own, runs a PASSIVE
-//! checkpoint — one that never waits for, nor blocks, the writer or the
-//! readers — once about as much has gathered as SQLite's default would let
-//! gather, or once the writer has been quiet for [`QUIET`], so that an idle
-//! server leaves a short WAL behind. Durability does not change: a commit
-//! is on disk when its fsync of the WAL returns, checkpointed or not.
+//! 0`), and this module's thread, on a connection of its own, runs a
+//! PASSIVE checkpoint — one that never waits for, nor blocks, the writer or
+//! the readers — once about as much has gathered as SQLite's default would
+//! let gather, or once the writer has been quiet for [`QUIET`], so that an
+//! idle server leaves a short WAL behind. Durability does not change: a
+//! commit is on disk when its fsync of the WAL returns, checkpointed or
+//! not.
 //!
-//! The thread ends when the writer is dropped, after a last checkpoint.
+//! The writer counts what it commits itself and wakes the thread only
+//! twice a cycle: at the first commit after a checkpoint (something now
+//! waits in the WAL) and when a cycle's worth has gathered. A wake per
+//! commit would be a context switch on every message's path, at a chat's
+//! pace one per message; the thread tells quiet from busy by a counter the
+//! writer bumps, which it reads once per [`QUIET`].
+//!
+//! The thread ends when the writer is dropped, after a last checkpoint,
+//! and the drop waits for it: with every connection closed SQLite removes
+//! the WAL, which is how the next start tells a clean stop from a crash
+//! (`super::sqlite::MAX_UNSYNCED`).
 
 use std::{
     path::Path,
-    sync::mpsc::{self, RecvTimeoutError, SyncSender},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, RecvTimeoutError, SyncSender},
+    },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -41,20 +56,61 @@ const MAX_COMMITS: usize = 250;
 const MAX_MESSAGES: usize = 1_000;
 /// A writer quiet this long has its WAL checkpointed.
 pub(super) const QUIET: Duration = Duration::from_secs(1);
-/// Commit notes the thread may lag behind by; beyond that the writer drops
-/// them rather than ever waiting here (the next note or quiet spell still
-/// triggers a checkpoint).
-const NOTES: usize = 1_024;
 
-/// The writer's side: tells the checkpoint thread what was committed.
+/// Why the writer woke the checkpoint thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Note {
+    /// The first commit since the last cycle: the WAL holds something.
+    Started,
+    /// A cycle's worth has gathered: checkpoint now.
+    Full,
+}
+
+/// The writer's side: counts what is committed and wakes the checkpoint
+/// thread when it has something to do (see the module docs).
 pub(super) struct Committed {
-    notes: SyncSender<usize>,
+    /// `None` only while dropping.
+    notes: Option<SyncSender<Note>>,
+    thread: Option<JoinHandle<()>>,
+    /// Bumped at every commit: the thread's sign that the writer is busy.
+    commits: Arc<AtomicU64>,
+    /// This cycle's commits and messages, the writer's alone.
+    cycle_commits: usize,
+    cycle_messages: usize,
 }
 
 impl Committed {
     /// A commit of `messages` messages has returned.
-    pub(super) fn note(&self, messages: usize) {
-        let _ = self.notes.try_send(messages);
+    pub(super) fn note(&mut self, messages: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        if self.cycle_commits == 0 {
+            self.wake(Note::Started);
+        }
+        self.cycle_commits += 1;
+        self.cycle_messages += messages;
+        if self.cycle_commits >= MAX_COMMITS || self.cycle_messages >= MAX_MESSAGES {
+            self.wake(Note::Full);
+            (self.cycle_commits, self.cycle_messages) = (0, 0);
+        }
+    }
+
+    /// Never waits: a thread that has two notes unread already has all
+    /// it needs to know.
+    fn wake(&self, note: Note) {
+        if let Some(notes) = &self.notes {
+            let _ = notes.try_send(note);
+        }
+    }
+}
+
+impl Drop for Committed {
+    /// Tells the thread to finish, and waits while it checkpoints and
+    /// closes its connection.
+    fn drop(&mut self) {
+        self.notes = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -65,41 +121,44 @@ pub(super) fn start(path: &Path) -> Result<Committed, StoreError> {
         path: path.to_path_buf(),
         source: Box::new(source),
     })?;
-    let (notes, received) = mpsc::sync_channel(NOTES);
-    std::thread::Builder::new()
+    let (notes, received) = mpsc::sync_channel(2);
+    let commits = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&commits);
+    let thread = std::thread::Builder::new()
         .name("checkpoint".into())
-        .spawn(move || run(&conn, &received))
+        .spawn(move || run(&conn, &received, &counted))
         .map_err(StoreError::Thread)?;
-    Ok(Committed { notes })
+    Ok(Committed {
+        notes: Some(notes),
+        thread: Some(thread),
+        commits,
+        cycle_commits: 0,
+        cycle_messages: 0,
+    })
 }
 
-fn run(conn: &Connection, notes: &mpsc::Receiver<usize>) {
-    let (mut commits, mut messages) = (0, 0);
-    loop {
-        let note = if commits == 0 {
-            // Nothing waits in the WAL: sleep until something does.
-            notes.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        } else {
-            notes.recv_timeout(QUIET)
-        };
-        match note {
-            Ok(held) => {
-                commits += 1;
-                messages += held;
-                if commits < MAX_COMMITS && messages < MAX_MESSAGES {
-                    continue;
+fn run(conn: &Connection, notes: &mpsc::Receiver<Note>, commits: &AtomicU64) {
+    // Idle: nothing waits in the WAL until the writer says so.
+    while notes.recv().is_ok() {
+        let mut seen = commits.load(Ordering::Relaxed);
+        loop {
+            match notes.recv_timeout(QUIET) {
+                Ok(Note::Full) => break,
+                Ok(Note::Started) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = commits.load(Ordering::Relaxed);
+                    if now == seen {
+                        break;
+                    }
+                    seen = now;
                 }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                if commits > 0 {
+                Err(RecvTimeoutError::Disconnected) => {
                     checkpoint(conn);
+                    return;
                 }
-                return;
             }
         }
         checkpoint(conn);
-        (commits, messages) = (0, 0);
     }
 }
 
