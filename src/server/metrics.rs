@@ -12,7 +12,8 @@
 //! | `banter_messages_accepted_total` | counter | messages given an id and kept |
 //! | `banter_frames_delivered_total` | counter | frames written to sockets (messages, presence, history…) |
 //! | `banter_refusals_total{reason}` | counter | handshakes refused (by reason), floods slowed or closed, bad input closed |
-//! | `banter_storage_commit_seconds` | histogram | one SQLite group commit (embedded default) |
+//! | `banter_storage_commit_seconds` | histogram | one SQLite group commit, written to the WAL (embedded default) |
+//! | `banter_storage_sync_seconds` | histogram | the fsync that puts a commit on the disk (`sqlite-sync = full`) |
 //! | `banter_fan_out_seconds` | histogram | one delivery of stored messages to everyone in a room on this process |
 //! | `banter_redis_publish_seconds` | histogram | the publish script's round trip (cluster) |
 //! | `banter_subscription_probe_seconds` | gauge | the last probe's trip through Redis pub/sub and back (cluster) |
@@ -75,6 +76,10 @@ pub(crate) fn fan_out(took: Duration) {
 
 pub(crate) fn commit(took: Duration) {
     histogram!("banter_storage_commit_seconds").record(took.as_secs_f64());
+}
+
+pub(crate) fn sync(took: Duration) {
+    histogram!("banter_storage_sync_seconds").record(took.as_secs_f64());
 }
 
 pub(crate) fn redis_publish(took: Duration) {

@@ -123,7 +123,7 @@ struct Member {
 impl State {
     /// Hands `event` to every member it is for, in one loop.
     fn fan_out(&self, event: &Outbound) {
-        self.each_member(|member| {
+        self.each_member(|_, member| {
             if event.audience.includes(member.style) {
                 member.recipient.offer(event)
             } else {
@@ -132,22 +132,32 @@ impl State {
         });
     }
 
-    /// Hands `events` (all for everyone) to every member, each member's
-    /// at once.
-    fn fan_out_all(&self, events: &[Outbound]) {
-        self.each_member(|member| member.recipient.offer_all(events));
-    }
-
     /// One delivery of stored messages: into the latest page, then, as
-    /// `events` (theirs, in the same order), to every member, timed as
-    /// `banter_fan_out_seconds`.
-    fn deliver(&mut self, messages: impl IntoIterator<Item = ChatMessage>, events: &[Outbound]) {
+    /// `events` (theirs, in the same order), to every member but those
+    /// named in `held`, timed as `banter_fan_out_seconds`. Returns the
+    /// members held back, for [`Room::send_echoes`].
+    fn deliver(
+        &mut self,
+        messages: impl IntoIterator<Item = ChatMessage>,
+        events: &[Outbound],
+        held: &[Arc<str>],
+    ) -> Vec<(Place, Arc<str>)> {
         for message in messages {
             self.latest.push(message);
         }
         let started = std::time::Instant::now();
-        self.fan_out_all(events);
+        let mut waiting = Vec::new();
+        self.each_member(|place, member| {
+            // The sender's very name, not an equal one: the same `Arc`.
+            if held.iter().any(|name| Arc::ptr_eq(name, &member.name)) {
+                waiting.push((Place(place), Arc::clone(&member.name)));
+                0
+            } else {
+                member.recipient.offer_all(events)
+            }
+        });
         metrics::fan_out(started.elapsed());
+        waiting
     }
 
     /// Runs `offer` for every member, telling each next one's recipient
@@ -160,17 +170,28 @@ impl State {
     /// few flags) was a cache miss, and at 1,000 listeners that miss was
     /// the largest user-space cost of a message (perf, issue 12). Asked
     /// for one member ahead, it arrives during the previous `send(2)`.
-    fn each_member(&self, mut offer: impl FnMut(&Member) -> u64) {
+    fn each_member(&self, mut offer: impl FnMut(usize, &Member) -> u64) {
         let mut written = 0;
-        let mut members = self.members.iter().map(|(_, member)| member).peekable();
-        while let Some(member) = members.next() {
-            if let Some(next) = members.peek() {
+        let mut members = self.members.iter().peekable();
+        while let Some((place, member)) = members.next() {
+            if let Some((_, next)) = members.peek() {
                 next.recipient.prefetch();
             }
-            written += offer(member);
+            written += offer(place, member);
         }
         metrics::delivered(written);
     }
+}
+
+/// A delivery's copies for its own senders, held back until their
+/// messages are on the disk (see `storage::sqlite`): the senders are the
+/// ones told "sent", so theirs is the copy that must not come too early.
+/// Everyone else in the room already has them.
+pub(crate) struct Echoes {
+    events: Vec<Outbound>,
+    /// The senders' places and names (a place is only theirs while the
+    /// name there is the same `Arc`).
+    senders: Vec<(Place, Arc<str>)>,
 }
 
 impl Room {
@@ -340,7 +361,7 @@ impl Room {
     /// the room (cluster mode: the frame came from Redis as is).
     pub(crate) fn deliver_encoded(&self, message: ChatMessage, frame: Frame) {
         let event = Outbound::new(Audience::Everyone, message.id, frame);
-        lock(&self.state).deliver([message], std::slice::from_ref(&event));
+        lock(&self.state).deliver([message], std::slice::from_ref(&event), &[]);
     }
 
     /// Sends stored messages, in id order, to everyone in the room, as one
@@ -348,14 +369,38 @@ impl Room {
     /// socket takes them), which is what keeps a busy room's cost per
     /// message near the kernel's (a storage batch of 1,000 messages is one
     /// write per member, not 1,000).
-    pub(crate) fn deliver_all(&self, messages: Vec<ChatMessage>) {
+    ///
+    /// Members named in `held` (the batch's senders, by their own `Arc`)
+    /// are skipped: their copies come back as [`Echoes`], for
+    /// [`Room::send_echoes`] once the batch is on the disk.
+    pub(crate) fn deliver_all(&self, messages: Vec<ChatMessage>, held: &[Arc<str>]) -> Echoes {
         // Encoded before the lock: a joiner waiting to enter should not
         // wait for JSON too.
         let events: Vec<Outbound> = messages
             .iter()
             .map(|message| Outbound::new(Audience::Everyone, message.id, encode_message(message)))
             .collect();
-        lock(&self.state).deliver(messages, &events);
+        let senders = lock(&self.state).deliver(messages, &events, held);
+        Echoes { events, senders }
+    }
+
+    /// Gives held-back senders their copies of a delivery (see
+    /// [`Room::deliver_all`]). A sender who has left meanwhile gets
+    /// nothing; one who came back got the messages in its join page.
+    pub(crate) fn send_echoes(&self, echoes: Echoes) {
+        if echoes.senders.is_empty() {
+            return;
+        }
+        let state = lock(&self.state);
+        let mut written = 0;
+        for (place, name) in &echoes.senders {
+            if let Some(member) = state.members.get(place.0)
+                && Arc::ptr_eq(&member.name, name)
+            {
+                written += member.recipient.offer_all(&echoes.events);
+            }
+        }
+        metrics::delivered(written);
     }
 
     /// Tells the room that `name` is typing. Nothing is kept.

@@ -14,9 +14,33 @@ use super::{
     frame::PresenceStyle,
     lock,
     member::{Joiner, Place},
-    room::{Entry, NameTaken, Room},
+    room::{self, Entry, NameTaken, Room},
 };
 use crate::protocol::ChatMessage;
+
+/// A stored message on its way to its room, with who sent it.
+pub(crate) struct Delivery {
+    pub(crate) room: Arc<str>,
+    /// The sender's name as its connection holds it (the same `Arc` as in
+    /// the room's member list), so the room can tell the sender's socket.
+    pub(crate) sender: Arc<str>,
+    pub(crate) message: ChatMessage,
+}
+
+/// The senders' own copies of a delivery, held back until their messages
+/// are on the disk (see [`Room::deliver_all`]). Dropping them unsent is
+/// allowed: a sender then gets its messages when it next resumes.
+#[must_use = "the senders get their messages only when these are sent"]
+pub(crate) struct Echoes(Vec<(Arc<Room>, room::Echoes)>);
+
+impl Echoes {
+    /// Hands each sender its copies.
+    pub(crate) fn send(self) {
+        for (room, echoes) in self.0 {
+            room.send_echoes(echoes);
+        }
+    }
+}
 
 /// Every room with someone in it, by name.
 ///
@@ -93,19 +117,33 @@ impl Rooms {
     }
 
     /// Hands stored messages, in id order, to their rooms: each room's run
-    /// of them as one delivery (see [`Room::deliver_all`]).
-    pub(crate) fn deliver_all(&self, messages: Vec<(Arc<str>, ChatMessage)>) {
-        let mut messages = messages.into_iter().peekable();
-        while let Some((name, first)) = messages.next() {
-            let mut run = vec![first];
-            while let Some((_, next)) = messages.next_if(|(room, _)| *room == name) {
-                run.push(next);
+    /// of them as one delivery (see [`Room::deliver_all`]). With
+    /// `hold_echoes`, each message's sender is skipped, and gets the run
+    /// when the returned [`Echoes`] are sent; without, everyone gets it
+    /// now.
+    pub(crate) fn deliver_all(&self, deliveries: Vec<Delivery>, hold_echoes: bool) -> Echoes {
+        let mut echoes = Vec::new();
+        let mut deliveries = deliveries.into_iter().peekable();
+        while let Some(first) = deliveries.next() {
+            let name = first.room;
+            let mut senders = vec![first.sender];
+            let mut run = vec![first.message];
+            while let Some(next) = deliveries.next_if(|next| next.room == name) {
+                if !senders.iter().any(|s| Arc::ptr_eq(s, &next.sender)) {
+                    senders.push(next.sender);
+                }
+                run.push(next.message);
+            }
+            if !hold_echoes {
+                senders.clear();
             }
             let room = lock(&self.rooms).get(&name).cloned();
             if let Some(room) = room {
-                room.deliver_all(run);
+                let held = room.deliver_all(run, &senders);
+                echoes.push((room, held));
             }
         }
+        Echoes(echoes)
     }
 
     /// Every room with people in it: `(name, online)`.
@@ -170,6 +208,16 @@ mod tests {
     }
 
     use crate::test_support::message;
+
+    /// Delivers message `id` to `room`, from someone not in it.
+    fn deliver(rooms: &Rooms, room: &str, id: u64) {
+        let delivery = Delivery {
+            room: name(room),
+            sender: name("someone"),
+            message: message(id),
+        };
+        rooms.deliver_all(vec![delivery], false).send();
+    }
 
     /// A member that keeps what it is handed.
     #[derive(Default)]
@@ -268,9 +316,9 @@ mod tests {
         let a = member("a", PresenceStyle::Delta);
         let (room, entry) = rooms.enter("r", &a.joiner).unwrap();
         assert!(entry.latest.is_none(), "not primed from storage yet");
-        rooms.deliver_all(vec![(name("r"), message(5))]);
-        rooms.deliver_all(vec![(name("nowhere"), message(6))]);
-        rooms.deliver_all(vec![(name("r"), message(7))]);
+        deliver(&rooms, "r", 5);
+        deliver(&rooms, "nowhere", 6);
+        deliver(&rooms, "r", 7);
         let ids: Vec<_> = lock(&a.inbox.0).iter().map(|e| e.id).collect();
         assert_eq!(ids, [5, 7]);
         // Priming merges what storage had with what was delivered since.
@@ -289,12 +337,54 @@ mod tests {
     }
 
     #[test]
+    fn senders_get_their_batch_when_its_echoes_are_sent_and_in_order() {
+        let rooms = Rooms::default();
+        let alice = member("alice", PresenceStyle::Delta);
+        let bob = member("bob", PresenceStyle::List);
+        let carol = member("carol", PresenceStyle::Delta);
+        let (room, alice_in) = rooms.enter("r", &alice.joiner).unwrap();
+        rooms.enter("r", &bob.joiner).unwrap();
+        rooms.enter("r", &carol.joiner).unwrap();
+        let from = |sender: &Arc<str>, id| Delivery {
+            room: name("r"),
+            sender: Arc::clone(sender),
+            message: message(id),
+        };
+        let ids = |m: &Member| -> Vec<u64> { lock(&m.inbox.0).iter().map(|e| e.id).collect() };
+        // Bob and Alice sent; an equal name that is not a member's own
+        // holds nobody back.
+        let batch = vec![
+            from(&bob.joiner.name, 1),
+            from(&alice.joiner.name, 2),
+            from(&name("carol"), 3),
+        ];
+        let echoes = rooms.deliver_all(batch, true);
+        assert_eq!(ids(&carol), [1, 2, 3], "the others get it at once");
+        assert!(ids(&alice).is_empty() && ids(&bob).is_empty());
+        echoes.send();
+        assert_eq!(ids(&alice), [1, 2, 3], "the whole batch, in order");
+        assert_eq!(ids(&bob), [1, 2, 3]);
+
+        // A sender who left before its echoes were sent gets nothing.
+        let echoes = rooms.deliver_all(vec![from(&alice.joiner.name, 4)], true);
+        rooms.exit(
+            &room,
+            &alice.joiner.name,
+            PresenceStyle::Delta,
+            alice_in.place,
+        );
+        echoes.send();
+        assert_eq!(ids(&alice), [1, 2, 3]);
+        assert_eq!(ids(&bob), [1, 2, 3, 4]);
+    }
+
+    #[test]
     fn the_latest_page_keeps_the_newest_messages() {
         let rooms = Rooms::default();
         let (room, _entry) = rooms.enter("r", &delta("a")).unwrap();
         room.prime(Vec::new(), false);
         for id in 1..=(HISTORY_PAGE as u64 + 3) {
-            rooms.deliver_all(vec![(name("r"), message(id))]);
+            deliver(&rooms, "r", id);
         }
         let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
         let (frame, _) = joiner.latest.expect("primed");

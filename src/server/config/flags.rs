@@ -96,11 +96,12 @@ pub(super) struct Cli {
     )]
     pub(super) storage: StorageKind,
 
-    /// When a stored message counts as written: `full` (SQLite's
-    /// synchronous=FULL: fsync before anyone is shown it; survives power
-    /// loss) or `normal` (written to the OS before anyone is shown it;
-    /// survives a crash of Banter, and a power cut may lose the last
-    /// moments; no fsync on the message path, so lower latency).
+    /// When a stored message counts as written: `full` (fsynced before its
+    /// sender is told it was sent, so it survives power loss; the room is
+    /// shown it once it is committed, before the fsync) or `normal`
+    /// (written to the OS before anyone is shown it; survives a crash of
+    /// Banter, and a power cut may lose the last moments; no fsync per
+    /// message).
     #[arg(
         long,
         env = "BANTER_SQLITE_SYNC",
