@@ -291,6 +291,15 @@ pub async fn send(
                             }
                         }
                         OP_CLOSE => return,
+                        // A sender that never answers is dropped by a
+                        // server's keepalive (Banter's: after about 40 s),
+                        // and every message it had left counts as lost.
+                        OP_PING => {
+                            let payload = frame.payload.to_vec();
+                            if client.send_pong(&payload).await.is_err() {
+                                return;
+                            }
+                        }
                         _ => {}
                     }
                 }

@@ -149,6 +149,10 @@ struct Report {
     /// phase, in % of one CPU: another process busy on the server's or the
     /// generator's CPU (a build, say) makes a run's figures doubtful.
     others_user_cpu_pct: Option<f64>,
+    /// The host's steal time during the message phase, all CPUs, in % of
+    /// one CPU (`/proc/stat`): when it is high the run measured the host's
+    /// other tenants as much as the server, above all its p99.
+    steal_pct: Option<f64>,
     message_phase_s: f64,
     /// What the flooders did; null without flooders.
     flood: Option<FloodReport>,
@@ -258,6 +262,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         procfs::machine_user_time()?.checked_sub(ours)
     };
     let others_cpu_start = user_cpu();
+    let steal_start = procfs::machine_steal_time();
     let phase_start = Instant::now();
     let mut stalled_codes = Vec::new();
     let flood_report = flood::SharedReport::default();
@@ -322,6 +327,10 @@ async fn run(args: &Args) -> Result<Report, String> {
         (Some(start), Some(end)) if ran => Some(pct(end.saturating_sub(start), phase)),
         _ => None,
     };
+    let steal = match (steal_start, procfs::machine_steal_time()) {
+        (Some(start), Some(end)) if ran => Some(pct(end.saturating_sub(start), phase)),
+        _ => None,
+    };
 
     let s = stats.borrow();
     let expected = (args.listeners as u64) * plan.expected_per_listener();
@@ -379,6 +388,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         server_cpu_pct: server_cpu,
         generator_cpu_pct: own_cpu,
         others_user_cpu_pct: others_cpu,
+        steal_pct: steal,
         generator_busy_pct: (ran && !args.no_busy_poll)
             .then(|| 100.0 - pct(s.idle, phase))
             .or(own_cpu),
@@ -419,7 +429,8 @@ fn print_line(r: &Report) {
     };
     println!(
         "{:<7} C={:<6} S={:<3} {:<16} connect={}s frames/s={} p50={}ms p99={}ms p99.9={}ms max={}ms \
-         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_busy={}% others_cpu={}%",
+         lost={} dropped={} rss_peak={}MiB rss/client={}KiB server_cpu={}% gen_busy={}% others_cpu={}% \
+         steal={}%",
         r.label,
         r.listeners,
         r.senders,
@@ -437,6 +448,7 @@ fn print_line(r: &Report) {
         opt(r.server_cpu_pct, 0),
         opt(r.generator_busy_pct, 0),
         opt(r.others_user_cpu_pct, 0),
+        opt(r.steal_pct, 1),
     );
     if let Some(f) = &r.flood {
         println!(

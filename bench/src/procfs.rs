@@ -34,6 +34,17 @@ pub fn machine_user_time() -> Option<Duration> {
     Some(ticks(user + nice))
 }
 
+/// Steal time of the whole machine so far, all CPUs: time the hypervisor
+/// ran something else while this machine's CPUs wanted to run. A run
+/// with much of it measured the host as much as the server.
+pub fn machine_steal_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal
+    let steal: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(ticks(steal))
+}
+
 /// `utime` and `stime` of `pid`, in clock ticks.
 fn user_system_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
