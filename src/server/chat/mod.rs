@@ -2,8 +2,8 @@
 //!
 //! The same in every mode. Whatever orders and keeps messages (the storage
 //! thread in the embedded default, a shared log in a cluster) hands each
-//! one to [`rooms::Rooms::deliver`]; the room serialises it once and fans it
-//! out to this process's sockets.
+//! one to its room ([`rooms::Rooms::deliver_all`]); the room serialises it
+//! once and fans it out to this process's sockets.
 //!
 //! From the bottom up, each module importing only those before it:
 //! - [`frame`]: a serialised event, and who it is for.

@@ -1,9 +1,10 @@
 //! Every room with someone in it, on this process.
 //!
 //! The registry connections enter through. It is the same in every mode:
-//! whatever decides ids and stores messages (the storage thread here, a
-//! shared log in a cluster) hands each message to [`Rooms::deliver`], and
-//! the room fans it out to this process's sockets.
+//! whatever decides ids and stores messages hands each message to its
+//! room (the storage thread through [`Rooms::deliver_all`], a cluster's
+//! subscriber through `Room::deliver_encoded`), and the room fans it out
+//! to this process's sockets.
 
 use std::{
     collections::HashMap,
