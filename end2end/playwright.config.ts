@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,8 +7,20 @@ import { join } from 'node:path';
 // own with a fresh data directory, and awaited on /healthz before any test.
 import { BASE_URL as baseURL, PORT as port, SHOWCASE_ORIGIN, SHOWCASE_PORT as showcasePort } from './fixtures/servers';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'banter-e2e-'));
-const showcaseDir = mkdtempSync(join(tmpdir(), 'banter-e2e-showcase-'));
+// Made once, by the runner, and removed when it exits (after it has stopped
+// the servers). Its workers load this file too: they inherit the paths
+// through the environment instead of making directories nobody uses.
+function runDir(variable: string, prefix: string): string {
+  const made = process.env[variable];
+  if (made) return made;
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.env[variable] = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const dataDir = runDir('BANTER_E2E_DATA_DIR', 'banter-e2e-');
+const showcaseDir = runDir('BANTER_E2E_SHOWCASE_DIR', 'banter-e2e-showcase-');
 
 export default defineConfig({
   testDir: './tests',

@@ -34,7 +34,7 @@ test('the link with ?accessToken= lets you chat, and the token leaves the addres
     expect(ann.errors).toEqual([]);
   } finally {
     await ann.close();
-    await server.stop();
+    await server.dispose();
   }
 });
 
@@ -58,7 +58,7 @@ test('without a token: the server’s reason and how to get in, no chat, no retr
     expect(eve.errors).toEqual([]);
   } finally {
     await eve.close();
-    await server.stop();
+    await server.dispose();
   }
 });
 
@@ -76,6 +76,6 @@ test('a wrong token: the server says it was refused', async ({ browser }) => {
     expect(eve.errors).toEqual([]);
   } finally {
     await eve.close();
-    await server.stop();
+    await server.dispose();
   }
 });

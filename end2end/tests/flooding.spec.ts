@@ -32,6 +32,6 @@ test('closed for flooding, the page keeps its name, reconnects and sends what wa
     expect(fay.errors).toEqual([]);
     await fay.close();
   } finally {
-    await server.stop();
+    await server.dispose();
   }
 });

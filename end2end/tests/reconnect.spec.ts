@@ -35,7 +35,7 @@ test('a server restart: pages reconnect by themselves and the message typed mean
   } finally {
     await ann.close();
     await ben.close();
-    await server.stop();
+    await server.dispose();
   }
 });
 
@@ -77,6 +77,6 @@ test('what others said while a page was cut off appears when it is back', async 
   } finally {
     await cut.close();
     await talker.close();
-    await server.stop();
+    await server.dispose();
   }
 });

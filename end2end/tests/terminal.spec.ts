@@ -22,7 +22,7 @@ test('a browser user talks to helpbot in #help and sees its answers', async ({ b
     expect(ann.errors).toEqual([]);
     await ann.close();
   } finally {
-    await server.stop();
+    await server.dispose();
   }
 });
 
