@@ -372,8 +372,13 @@ impl Room {
     ///
     /// Members named in `held` (the batch's senders, by their own `Arc`)
     /// are skipped: their copies come back as [`Echoes`], for
-    /// [`Room::send_echoes`] once the batch is on the disk.
-    pub(crate) fn deliver_all(&self, messages: Vec<ChatMessage>, held: &[Arc<str>]) -> Echoes {
+    /// [`Room::send_echoes`] once the batch is on the disk (`None` if no
+    /// member was held back).
+    pub(crate) fn deliver_all(
+        &self,
+        messages: Vec<ChatMessage>,
+        held: &[Arc<str>],
+    ) -> Option<Echoes> {
         // Encoded before the lock: a joiner waiting to enter should not
         // wait for JSON too.
         let events: Vec<Outbound> = messages
@@ -381,16 +386,13 @@ impl Room {
             .map(|message| Outbound::new(Audience::Everyone, message.id, encode_message(message)))
             .collect();
         let senders = lock(&self.state).deliver(messages, &events, held);
-        Echoes { events, senders }
+        (!senders.is_empty()).then_some(Echoes { events, senders })
     }
 
     /// Gives held-back senders their copies of a delivery (see
     /// [`Room::deliver_all`]). A sender who has left meanwhile gets
     /// nothing; one who came back got the messages in its join page.
     pub(crate) fn send_echoes(&self, echoes: Echoes) {
-        if echoes.senders.is_empty() {
-            return;
-        }
         let state = lock(&self.state);
         let mut written = 0;
         for (place, name) in &echoes.senders {

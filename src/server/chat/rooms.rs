@@ -127,20 +127,22 @@ impl Rooms {
         let mut deliveries = deliveries.into_iter().peekable();
         while let Some(first) = deliveries.next() {
             let name = first.room;
-            let mut senders = vec![first.sender];
+            let mut senders = Vec::new();
+            let mut hold = |sender: Arc<str>| {
+                if hold_echoes && !senders.iter().any(|s| Arc::ptr_eq(s, &sender)) {
+                    senders.push(sender);
+                }
+            };
+            hold(first.sender);
             let mut run = vec![first.message];
             while let Some(next) = deliveries.next_if(|next| next.room == name) {
-                if !senders.iter().any(|s| Arc::ptr_eq(s, &next.sender)) {
-                    senders.push(next.sender);
-                }
+                hold(next.sender);
                 run.push(next.message);
             }
-            if !hold_echoes {
-                senders.clear();
-            }
             let room = lock(&self.rooms).get(&name).cloned();
-            if let Some(room) = room {
-                let held = room.deliver_all(run, &senders);
+            if let Some(room) = room
+                && let Some(held) = room.deliver_all(run, &senders)
+            {
                 echoes.push((room, held));
             }
         }

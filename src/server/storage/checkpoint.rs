@@ -179,11 +179,11 @@ fn checkpoint(conn: &Connection) {
 
 #[cfg(test)]
 mod tests {
-    use std::{path::Path, sync::Arc, time::Instant};
+    use std::{path::Path, time::Instant};
 
     use rusqlite::Connection;
 
-    use super::super::{Append, sqlite};
+    use super::super::sqlite;
     use crate::server::config::SqliteSync;
 
     /// How many messages a copy of the database file holds on its own,
@@ -203,16 +203,8 @@ mod tests {
         let data = tempfile::tempdir().expect("data dir");
         let scratch = tempfile::tempdir().expect("scratch dir");
         let (mut writer, _reader) = sqlite::open(data.path(), SqliteSync::Full).expect("open");
-        let (reply, _replies) = tokio::sync::mpsc::channel(1);
         for n in 0..3 {
-            let append = Append {
-                room: Arc::from("lobby"),
-                username: Arc::from("ada"),
-                message: format!("message {n}"),
-                client_id: None,
-                reply: reply.clone(),
-            };
-            writer.append(&[append], 0).expect("append");
+            sqlite::tests::say(&mut writer, &format!("message {n}"));
         }
         // No commit checkpointed itself: the file alone has none of them.
         assert_eq!(in_file_alone(data.path(), scratch.path()), 0);

@@ -70,6 +70,22 @@ enum Writer {
     },
 }
 
+impl Writer {
+    /// Whether [`Writer::sync`] does anything (`sqlite-sync = full`): the
+    /// senders' own copies then wait for it.
+    fn syncs(&self) -> bool {
+        matches!(self, Writer::Sqlite(sqlite) if sqlite.syncs())
+    }
+
+    /// Waits until everything committed is on the disk.
+    fn sync(&mut self) -> std::io::Result<()> {
+        match self {
+            Writer::Sqlite(sqlite) => sqlite.sync(),
+            Writer::Off { .. } => Ok(()),
+        }
+    }
+}
+
 /// The embedded engine's handle. See the module docs.
 pub(crate) struct Embedded {
     commands: mpsc::Sender<Command>,
@@ -251,8 +267,10 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
         }
     };
     let ts = format_ts(ts);
+    let syncs = writer.syncs();
     let mut deliveries = Vec::with_capacity(batch.len());
-    let mut senders = Vec::with_capacity(batch.len());
+    // Only needed to tell the senders if the fsync fails.
+    let mut senders = Vec::new();
     for (append, id) in batch.drain(..).zip(ids) {
         // `None`: a resend of a message stored earlier. Its first copy was
         // delivered then; the sender gets it on resuming.
@@ -270,20 +288,20 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
             sender: append.username,
             message,
         });
-        senders.push(append.reply);
+        if syncs {
+            senders.push(append.reply);
+        }
     }
-    let syncs = matches!(writer, Writer::Sqlite(sqlite) if sqlite.syncs());
     // The batch as one delivery: a busy room's members then get its
     // messages in one write each, not one write per message.
     let echoes = rooms.deliver_all(deliveries, syncs);
-    let started = std::time::Instant::now();
-    let synced = match writer {
-        Writer::Sqlite(sqlite) => sqlite.sync(),
-        Writer::Off { .. } => Ok(()),
-    };
-    if syncs {
-        metrics::sync(started.elapsed());
+    if !syncs {
+        echoes.send();
+        return;
     }
+    let started = std::time::Instant::now();
+    let synced = writer.sync();
+    metrics::sync(started.elapsed());
     match synced {
         Ok(()) => echoes.send(),
         Err(err) => {

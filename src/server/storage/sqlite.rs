@@ -350,13 +350,14 @@ impl Reader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::{path::Path, sync::Arc};
 
     use super::{FILE_NAME, MAX_UNSYNCED, open};
     use crate::server::{config::SqliteSync, storage::Append};
 
-    fn say(writer: &mut super::Writer, text: &str) -> u64 {
+    /// Stores `text` as one batch and syncs it: its id.
+    pub(in crate::server::storage) fn say(writer: &mut super::Writer, text: &str) -> u64 {
         let (reply, _replies) = tokio::sync::mpsc::channel(1);
         let append = Append {
             room: Arc::from("lobby"),
