@@ -161,48 +161,70 @@ pub(crate) struct Writer {
 impl Writer {
     /// Inserts a batch in one transaction. Per message: its new id, or
     /// `None` for a duplicate client id (already stored, not stored again).
+    ///
+    /// `BEGIN` and `COMMIT` are cached statements like the inserts, not
+    /// rusqlite's `transaction()`, which parses both anew every time: at a
+    /// chat's pace a batch is one message, and the parsing was a tenth of
+    /// SQLite's time per commit (perf, issue 12).
     pub(crate) fn append(
         &mut self,
         batch: &[Append],
         ts: i64,
     ) -> rusqlite::Result<Vec<Option<u64>>> {
-        let tx = self.conn.transaction()?;
-        let mut ids = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (room, username, body, client_id, ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING
-                 RETURNING id",
-            )?;
-            for item in batch {
-                let id: Option<i64> = insert
-                    .query_row(
-                        params![
-                            &*item.room,
-                            &*item.username,
-                            item.message,
-                            item.client_id,
-                            ts
-                        ],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                ids.push(id.map(|id| id as u64));
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let ids = self
+            .insert(batch, ts)
+            .and_then(|ids| self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ids));
+        match ids {
+            Ok(ids) => {
+                self.committed.note(batch.len());
+                Ok(ids)
             }
-            let mut touch = tx.prepare_cached(
-                "INSERT INTO rooms (room, last_id, last_ts) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id,
-                     last_ts = excluded.last_ts",
-            )?;
-            for (item, id) in batch.iter().zip(&ids) {
-                if let Some(id) = id {
-                    touch.execute(params![&*item.room, *id as i64, ts])?;
+            Err(err) => {
+                if !self.conn.is_autocommit()
+                    && let Err(rollback) = self.conn.execute_batch("ROLLBACK")
+                {
+                    tracing::warn!(%rollback, "could not roll back a failed commit");
                 }
+                Err(err)
             }
         }
-        tx.commit()?;
-        self.committed.note(batch.len());
+    }
+
+    /// The inserts of [`Writer::append`], inside its transaction.
+    fn insert(&self, batch: &[Append], ts: i64) -> rusqlite::Result<Vec<Option<u64>>> {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO messages (room, username, body, client_id, ts)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING
+             RETURNING id",
+        )?;
+        for item in batch {
+            let id: Option<i64> = insert
+                .query_row(
+                    params![
+                        &*item.room,
+                        &*item.username,
+                        item.message,
+                        item.client_id,
+                        ts
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            ids.push(id.map(|id| id as u64));
+        }
+        let mut touch = self.conn.prepare_cached(
+            "INSERT INTO rooms (room, last_id, last_ts) VALUES (?1, ?2, ?3)
+             ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id,
+                 last_ts = excluded.last_ts",
+        )?;
+        for (item, id) in batch.iter().zip(&ids) {
+            if let Some(id) = id {
+                touch.execute(params![&*item.room, *id as i64, ts])?;
+            }
+        }
         Ok(ids)
     }
 
