@@ -72,10 +72,12 @@ lines = [
     "",
     "C listeners, S senders; *20 msg/s* is the steady total rate, *max* sends as fast as each",
     "sender's window of 64 unacknowledged messages allows. A server that could not connect",
-    "everyone within 25 s was not measured further.",
+    "everyone within 25 s was not measured further. *host steal* is the share of the run's time",
+    "the hypervisor gave this machine's CPUs to others (`/proc/stat`): a run with much of it is",
+    "slower for every server alike, so compare servers only within runs of similar steal.",
     "",
-    "| C | S | mode | server | connect | delivered frames/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | server CPU | CPU µs/frame | generator busy |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| C | S | mode | server | connect | delivered frames/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | server CPU | CPU µs/frame | generator busy | host steal |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 ordered_keys = sorted(by_key, key=lambda k: (k[2].startswith("max"), k[0], k[1]))
 for key in ordered_keys:
@@ -89,7 +91,8 @@ for key in ordered_keys:
             f"| {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
             f"| {fmt(r['p999_ms'], 2)} | {fmt(r['max_ms'], 1)} | {'–' if r['connect_s'] is None else format(r['lost'], ',')} "
             f"| {fmt(r['server_cpu_pct'], 0, '%')} | {fmt(cpu_us_per_frame(r), 2)} "
-            f"| {fmt(r.get('generator_busy_pct', r['generator_cpu_pct']), 0, '%')} |"
+            f"| {fmt(r.get('generator_busy_pct', r['generator_cpu_pct']), 0, '%')} "
+            f"| {fmt(r.get('steal_pct'), 1, '%')} |"
         )
 
 # One row per baseline that was measured beside Banter: frames/s above 1×,
