@@ -220,8 +220,14 @@ impl Writer {
              ON CONFLICT (room) DO UPDATE SET last_id = excluded.last_id,
                  last_ts = excluded.last_ts",
         )?;
-        for (item, id) in batch.iter().zip(&ids) {
-            if let Some(id) = id {
+        // A room's row keeps only its newest id, and ids grow in batch
+        // order: one upsert per room in the batch, its last message's, not
+        // one per message (a busy room's batch holds hundreds).
+        let mut touched = std::collections::HashSet::new();
+        for (item, id) in batch.iter().zip(&ids).rev() {
+            if let Some(id) = id
+                && touched.insert(&*item.room)
+            {
                 touch.execute(params![&*item.room, *id as i64, ts])?;
             }
         }
@@ -426,6 +432,35 @@ pub(super) mod tests {
         let (mut writer, _reader) = open(data.path(), SqliteSync::Full).expect("reopen");
         drop(reader);
         assert_eq!(say(&mut writer, "after"), last + 1);
+    }
+
+    #[test]
+    fn each_room_in_a_batch_lists_its_newest_message() {
+        let data = tempfile::tempdir().expect("data dir");
+        let (mut writer, reader) = open(data.path(), SqliteSync::Full).expect("open");
+        let (reply, _replies) = tokio::sync::mpsc::channel(1);
+        let batch: Vec<Append> = ["red", "blue", "red", "red", "blue", "green"]
+            .into_iter()
+            .map(|room| Append {
+                room: Arc::from(room),
+                username: Arc::from("ada"),
+                message: format!("in {room}"),
+                client_id: None,
+                reply: reply.clone(),
+            })
+            .collect();
+        let ids = writer.append(&batch, 7).expect("append");
+        assert_eq!(ids, (1..=6).map(Some).collect::<Vec<_>>());
+        let mut rooms = reader.rooms(10).expect("rooms");
+        rooms.sort();
+        assert_eq!(
+            rooms,
+            [
+                ("blue".to_string(), 5, 7),
+                ("green".to_string(), 6, 7),
+                ("red".to_string(), 4, 7)
+            ]
+        );
     }
 
     #[test]
