@@ -27,6 +27,7 @@ pub(crate) mod config;
 pub(crate) mod edge;
 pub(crate) mod hub;
 pub(crate) mod metrics;
+pub(crate) mod send_ring;
 pub(crate) mod shutdown;
 pub(crate) mod site;
 pub(crate) mod storage;

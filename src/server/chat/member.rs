@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use super::frame::{Outbound, PresenceStyle};
+use crate::server::send_ring::Round;
 
 /// Where a member's events go. Called under the room's lock, so it must
 /// never block nor call back into the room.
@@ -21,6 +22,16 @@ pub(crate) trait Recipient: Send + Sync {
     /// frames went out at once (0 or 1), which the room counts for the
     /// whole loop in one go rather than once per member.
     fn offer(&self, event: &Outbound) -> u64;
+
+    /// One event as part of a fan-out `round`: a recipient that writes to
+    /// a socket queues its send there, so that the whole room's sends go
+    /// to the kernel together (`server::send_ring`). Returns how many
+    /// frames went out at once; those sent on the round are counted when
+    /// it ends.
+    fn offer_in<'a>(&'a self, event: &'a Outbound, round: &mut Round<'_, 'a>) -> u64 {
+        let _ = round;
+        self.offer(event)
+    }
 
     /// Several events at once, in order (a storage batch): a recipient
     /// that can write them together should. Returns how many frames went

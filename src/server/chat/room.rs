@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     protocol::{ChatMessage, ServerEvent},
-    server::metrics,
+    server::{metrics, send_ring::SendRing},
 };
 
 /// How many events a connection may have queued before it is disconnected
@@ -136,26 +136,35 @@ impl State {
     /// `events` (theirs, in the same order), to every member but those
     /// named in `held`, timed as `banter_fan_out_seconds`. Returns the
     /// members held back, for [`Room::send_echoes`].
+    ///
+    /// A delivery of one message (a chat's pace) is one `round` of
+    /// `ring`: every member's send handed to the kernel together.
     fn deliver(
         &mut self,
         messages: impl IntoIterator<Item = ChatMessage>,
         events: &[Outbound],
         held: &[Arc<str>],
+        ring: &mut SendRing,
     ) -> Vec<(Place, Arc<str>)> {
         for message in messages {
             self.latest.push(message);
         }
+        let this = &*self;
         let started = std::time::Instant::now();
         let mut waiting = Vec::new();
-        self.each_member(|place, member| {
+        let mut round = ring.round();
+        this.each_member(|place, member| {
             // The sender's very name, not an equal one: the same `Arc`.
             if held.iter().any(|name| Arc::ptr_eq(name, &member.name)) {
                 waiting.push((Place(place), Arc::clone(&member.name)));
                 0
+            } else if let [event] = events {
+                member.recipient.offer_in(event, &mut round)
             } else {
                 member.recipient.offer_all(events)
             }
         });
+        metrics::delivered(round.finish());
         metrics::fan_out(started.elapsed());
         waiting
     }
@@ -170,7 +179,7 @@ impl State {
     /// few flags) was a cache miss, and at 1,000 listeners that miss was
     /// the largest user-space cost of a message (perf, issue 12). Asked
     /// for one member ahead, it arrives during the previous `send(2)`.
-    fn each_member(&self, mut offer: impl FnMut(usize, &Member) -> u64) {
+    fn each_member<'s>(&'s self, mut offer: impl FnMut(usize, &'s Member) -> u64) {
         let mut written = 0;
         let mut members = self.members.iter().peekable();
         while let Some((place, member)) = members.next() {
@@ -361,7 +370,12 @@ impl Room {
     /// the room (cluster mode: the frame came from Redis as is).
     pub(crate) fn deliver_encoded(&self, message: ChatMessage, frame: Frame) {
         let event = Outbound::new(Audience::Everyone, message.id, frame);
-        lock(&self.state).deliver([message], std::slice::from_ref(&event), &[]);
+        lock(&self.state).deliver(
+            [message],
+            std::slice::from_ref(&event),
+            &[],
+            &mut SendRing::direct(),
+        );
     }
 
     /// Sends stored messages, in id order, to everyone in the room, as one
@@ -378,6 +392,7 @@ impl Room {
         &self,
         messages: Vec<ChatMessage>,
         held: &[Arc<str>],
+        ring: &mut SendRing,
     ) -> Option<Echoes> {
         // Encoded before the lock: a joiner waiting to enter should not
         // wait for JSON too.
@@ -385,7 +400,7 @@ impl Room {
             .iter()
             .map(|message| Outbound::new(Audience::Everyone, message.id, encode_message(message)))
             .collect();
-        let senders = lock(&self.state).deliver(messages, &events, held);
+        let senders = lock(&self.state).deliver(messages, &events, held, ring);
         (!senders.is_empty()).then_some(Echoes { events, senders })
     }
 

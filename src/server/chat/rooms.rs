@@ -17,7 +17,7 @@ use super::{
     member::{Joiner, Place},
     room::{self, Entry, NameTaken, Room},
 };
-use crate::protocol::ChatMessage;
+use crate::{protocol::ChatMessage, server::send_ring::SendRing};
 
 /// A stored message on its way to its room, with who sent it.
 pub(crate) struct Delivery {
@@ -122,7 +122,13 @@ impl Rooms {
     /// `hold_echoes`, each message's sender is skipped, and gets the run
     /// when the returned [`Echoes`] are sent; without, everyone gets it
     /// now.
-    pub(crate) fn deliver_all(&self, deliveries: Vec<Delivery>, hold_echoes: bool) -> Echoes {
+    /// `ring`: the calling thread's, for the rooms' fan-outs.
+    pub(crate) fn deliver_all(
+        &self,
+        deliveries: Vec<Delivery>,
+        hold_echoes: bool,
+        ring: &mut SendRing,
+    ) -> Echoes {
         let mut echoes = Vec::new();
         let mut deliveries = deliveries.into_iter().peekable();
         while let Some(first) = deliveries.next() {
@@ -141,7 +147,7 @@ impl Rooms {
             }
             let room = lock(&self.rooms).get(&name).cloned();
             if let Some(room) = room
-                && let Some(held) = room.deliver_all(run, &senders)
+                && let Some(held) = room.deliver_all(run, &senders, ring)
             {
                 echoes.push((room, held));
             }
@@ -219,7 +225,9 @@ mod tests {
             sender: name("someone"),
             message: message(id),
         };
-        rooms.deliver_all(vec![delivery], false).send();
+        rooms
+            .deliver_all(vec![delivery], false, &mut SendRing::new())
+            .send();
     }
 
     /// A member that keeps what it is handed.
@@ -361,7 +369,7 @@ mod tests {
             from(&alice.joiner.name, 2),
             from(&name("carol"), 3),
         ];
-        let echoes = rooms.deliver_all(batch, true);
+        let echoes = rooms.deliver_all(batch, true, &mut SendRing::new());
         assert_eq!(ids(&carol), [1, 2, 3], "the others get it at once");
         assert!(ids(&alice).is_empty() && ids(&bob).is_empty());
         echoes.send();
@@ -369,7 +377,11 @@ mod tests {
         assert_eq!(ids(&bob), [1, 2, 3]);
 
         // A sender who left before its echoes were sent gets nothing.
-        let echoes = rooms.deliver_all(vec![from(&alice.joiner.name, 4)], true);
+        let echoes = rooms.deliver_all(
+            vec![from(&alice.joiner.name, 4)],
+            true,
+            &mut SendRing::new(),
+        );
         rooms.exit(
             &room,
             &alice.joiner.name,

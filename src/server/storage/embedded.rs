@@ -44,6 +44,7 @@ use crate::{
         },
         config::{SqliteSync, StorageKind},
         metrics,
+        send_ring::SendRing,
     },
 };
 
@@ -206,6 +207,9 @@ impl Embedded {
 /// The storage thread. See the module docs.
 fn run(mut writer: Writer, mut commands: mpsc::Receiver<Command>, rooms: Arc<Rooms>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // This thread fans every message out: its sends go to the kernel a
+    // room at a time through its own ring.
+    let mut ring = SendRing::new();
     while let Some(command) = commands.blocking_recv() {
         let mut closing = false;
         match command {
@@ -220,7 +224,7 @@ fn run(mut writer: Writer, mut commands: mpsc::Receiver<Command>, rooms: Arc<Roo
             }
         }
         if !batch.is_empty() {
-            commit(&mut writer, &mut batch, &rooms);
+            commit(&mut writer, &mut batch, &rooms, &mut ring);
         }
         if closing {
             if let Writer::Sqlite(sqlite) = &mut writer {
@@ -241,7 +245,7 @@ fn run(mut writer: Writer, mut commands: mpsc::Receiver<Command>, rooms: Arc<Roo
 /// latency, 1–2 ms and sometimes far more on a virtual disk, is then the
 /// sender's alone, while a message its sender saw sent is on the disk (see
 /// `super::sqlite`).
-fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
+fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms, ring: &mut SendRing) {
     let ts = now_ms();
     let started = std::time::Instant::now();
     let ids = match writer {
@@ -294,7 +298,7 @@ fn commit(writer: &mut Writer, batch: &mut Vec<Append>, rooms: &Rooms) {
     }
     // The batch as one delivery: a busy room's members then get its
     // messages in one write each, not one write per message.
-    let echoes = rooms.deliver_all(deliveries, syncs);
+    let echoes = rooms.deliver_all(deliveries, syncs, ring);
     if !syncs {
         echoes.send();
         return;

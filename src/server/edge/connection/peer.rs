@@ -39,6 +39,7 @@ use crate::server::{
     },
     edge::wire::encode::{self, TEXT},
     metrics,
+    send_ring::{self, Payload, Round, Sent, Settle},
 };
 
 /// Most queued frames handed to one `writev`.
@@ -76,6 +77,10 @@ struct Out {
     closing: bool,
     /// A write failed: the connection is gone, nothing more is written.
     broken: bool,
+    /// A send to this socket is on the room's ring ([`send_ring`]), its
+    /// result not yet back: nothing else may be written meanwhile, and
+    /// whatever comes is queued behind it.
+    in_ring: bool,
 }
 
 /// One frame waiting for the socket.
@@ -106,31 +111,6 @@ impl Pending {
     }
 }
 
-/// A frame's bytes as this client gets them: the room's, shared by every
-/// member that says the event the same way (JSON), or its own. Shared
-/// bytes are only cloned (a reference count touched) if they must wait in
-/// the queue.
-enum Wire<'e> {
-    Shared(&'e Bytes),
-    Own(Bytes),
-}
-
-impl Wire<'_> {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Wire::Shared(bytes) => bytes,
-            Wire::Own(bytes) => bytes,
-        }
-    }
-
-    fn into_owned(self) -> Bytes {
-        match self {
-            Wire::Shared(bytes) => bytes.clone(),
-            Wire::Own(bytes) => bytes,
-        }
-    }
-}
-
 /// A text frame's bytes on the wire.
 fn text_frame(frame: &Frame) -> Bytes {
     Bytes::from(encode::frame(TEXT, frame.as_bytes()))
@@ -143,6 +123,9 @@ pub(super) enum Drained {
     All,
     /// The socket took what it could; wait until it is writable.
     Blocked,
+    /// A send is on the room's ring: wait to be woken, which its result
+    /// does if anything is queued behind it.
+    Ring,
 }
 
 impl Peer {
@@ -159,6 +142,7 @@ impl Peer {
                 missed: 0,
                 closing: false,
                 broken: false,
+                in_ring: false,
             }),
             wake: Notify::new(),
         })
@@ -200,7 +184,7 @@ impl Peer {
             return;
         }
         if let Some(frame) = out.speech.say(frame) {
-            let written = self.send(&mut out, Wire::Own(text_frame(&frame)), Kind::Reply);
+            let written = self.send(&mut out, Payload::Own(text_frame(&frame)), Kind::Reply);
             metrics::delivered(written);
         }
     }
@@ -209,7 +193,7 @@ impl Peer {
     pub(super) fn control(&self, frame: Vec<u8>) {
         let mut out = lock(&self.out);
         if !out.closing {
-            self.send(&mut out, Wire::Own(Bytes::from(frame)), Kind::Control);
+            self.send(&mut out, Payload::Own(Bytes::from(frame)), Kind::Control);
         }
     }
 
@@ -218,7 +202,7 @@ impl Peer {
     pub(super) fn close(&self, frame: Vec<u8>) {
         let mut out = lock(&self.out);
         if !out.closing {
-            self.send(&mut out, Wire::Own(Bytes::from(frame)), Kind::Control);
+            self.send(&mut out, Payload::Own(Bytes::from(frame)), Kind::Control);
             out.closing = true;
         }
     }
@@ -244,6 +228,9 @@ impl Peer {
     fn drain_locked(&self, out: &mut Out, via: Via, delivered: &mut u64) -> io::Result<Drained> {
         if out.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if out.in_ring {
+            return Ok(Drained::Ring);
         }
         while !out.queue.is_empty() {
             let written = if out.queue.len() == 1 {
@@ -292,48 +279,21 @@ impl Peer {
     /// cache miss or two per member (15%). If the socket is full, tokio
     /// learns it on the writer's first try.
     fn raw<T>(&self, write: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
+        write(socket2::SockRef::from(&self.fd()))
+    }
+
+    /// The socket's descriptor, for as long as `self` is borrowed.
+    fn fd(&self) -> BorrowedFd<'_> {
         // SAFETY: `self.fd` is the descriptor of `self.socket`, which this
-        // `Peer` owns, so it stays open while `&self` is borrowed, which
-        // outlives this call; it is never closed through the borrow.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        write(socket2::SockRef::from(&fd))
-    }
-
-    /// One frame straight into the socket, as a bare `sendto(2)` system
-    /// call: libc's `send` is a thread-cancellation point, and in a
-    /// process with more than one thread it switches the thread's cancel
-    /// state on and off around every call (perf at 1,000 listeners:
-    /// `__pthread_disable_asynccancel`, as much as the room's own loop,
-    /// and absent from the single-threaded minimal server). Banter never
-    /// cancels a thread, so the call is made without the wrapper.
-    #[cfg(target_os = "linux")]
-    fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
-        // SAFETY: `self.fd` is open while `&self` is borrowed (see `raw`),
-        // and `bytes` is readable for `bytes.len()` bytes throughout the
-        // call; the kernel writes nothing into this process's memory.
-        let sent = unsafe {
-            libc::syscall(
-                libc::SYS_sendto,
-                self.fd,
-                bytes.as_ptr(),
-                bytes.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                std::ptr::null::<libc::sockaddr>(),
-                0,
-            )
-        };
-        usize::try_from(sent).map_err(|_| io::Error::last_os_error())
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
-        self.raw(|socket| socket.send(bytes))
+        // `Peer` owns, so it stays open while `&self` is borrowed; it is
+        // never closed through the borrow.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 
     /// What `event` becomes for this client, if it is to be sent now:
     /// `None` if it waits for the snapshot, was in it, is not said in this
     /// dialect, or the client has fallen behind.
-    fn accept<'e>(&self, out: &mut Out, event: &'e Outbound) -> Option<Wire<'e>> {
+    fn accept<'e>(&self, out: &mut Out, event: &'e Outbound) -> Option<Payload<'e>> {
         if out.missed > 0 {
             out.missed += 1;
             return None;
@@ -360,40 +320,82 @@ impl Peer {
         }
         Some(match &mut out.speech {
             // Every JSON member sends the same bytes: framed once.
-            Speech::Json => Wire::Shared(event.wire.get_or_init(|| text_frame(&event.frame))),
-            Speech::Text(_) => Wire::Own(text_frame(&out.speech.say(event.frame.clone())?)),
+            Speech::Json => Payload::Shared(event.wire.get_or_init(|| text_frame(&event.frame))),
+            Speech::Text(_) => Payload::Own(text_frame(&out.speech.say(event.frame.clone())?)),
         })
     }
 
-    /// Writes `wire` at once if nothing is ahead of it and the socket
+    /// Writes `payload` at once if nothing is ahead of it and the socket
     /// takes it, else queues it and wakes the writer. Returns the chat
     /// events that went out now (0 or 1).
-    fn send(&self, out: &mut Out, wire: Wire<'_>, kind: Kind) -> u64 {
+    fn send(&self, out: &mut Out, payload: Payload<'_>, kind: Kind) -> u64 {
         if out.broken {
             return 0;
         }
-        let mut sent = 0;
-        if out.held.is_none() && out.queue.is_empty() {
-            let bytes = wire.as_slice();
-            match self.send_now(bytes) {
-                Ok(written) if written == bytes.len() => return u64::from(kind != Kind::Control),
-                Ok(written) => sent = written,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => {
-                    out.broken = true;
-                    self.wake.notify_one();
-                    return 0;
-                }
-            }
+        if out.writes_directly() {
+            let written = send_ring::send_now(self.fd(), payload.as_slice());
+            return self.wrote(out, payload, written, kind, End::Back);
         }
-        out.push(wire.into_owned(), sent, kind);
+        out.push(payload.into_owned(), 0, kind);
         self.wake.notify_one();
         0
     }
+
+    /// What a write of `payload` did: all of it went out (a chat event
+    /// delivered), some or none of it (the rest queued at `end`, the
+    /// writer woken), or the connection is gone (the writer woken to end
+    /// it). Returns the chat events delivered (0 or 1).
+    fn wrote(
+        &self,
+        out: &mut Out,
+        payload: Payload<'_>,
+        written: io::Result<usize>,
+        kind: Kind,
+        end: End,
+    ) -> u64 {
+        let sent = match written {
+            Ok(sent) if sent == payload.as_slice().len() => {
+                return u64::from(kind != Kind::Control);
+            }
+            Ok(sent) => sent,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(_) => {
+                out.broken = true;
+                self.wake.notify_one();
+                return 0;
+            }
+        };
+        let pending = Pending {
+            bytes: payload.into_owned(),
+            sent,
+            kind,
+        };
+        match end {
+            End::Back => out.push(pending.bytes, pending.sent, pending.kind),
+            End::Front => {
+                out.live += usize::from(kind == Kind::Live);
+                out.queue.push_front(pending);
+            }
+        }
+        self.wake.notify_one();
+        0
+    }
+}
+
+/// Where in the queue a frame the socket did not take goes.
+#[derive(Clone, Copy)]
+enum End {
+    /// After what is queued: it was written as soon as it came.
+    Back,
+    /// Before it: it was on the ring while the rest queued up behind it.
+    Front,
 }
 
 impl Recipient for Peer {
@@ -402,6 +404,28 @@ impl Recipient for Peer {
         match self.accept(&mut out, event) {
             Some(wire) => self.send(&mut out, wire, Kind::Live),
             None => 0,
+        }
+    }
+
+    /// One event as part of the room's round: with nothing queued, onto
+    /// the ring, its result settled before the round ends (see
+    /// [`send_ring`]).
+    fn offer_in<'a>(&'a self, event: &'a Outbound, round: &mut Round<'_, 'a>) -> u64 {
+        let mut out = lock(&self.out);
+        let Some(payload) = self.accept(&mut out, event) else {
+            return 0;
+        };
+        if out.broken || !out.writes_directly() {
+            return self.send(&mut out, payload, Kind::Live);
+        }
+        match round.send(self.fd(), payload, self) {
+            Sent::Queued => {
+                out.in_ring = true;
+                0
+            }
+            Sent::Done(payload, written) => {
+                self.wrote(&mut out, payload, written, Kind::Live, End::Back)
+            }
         }
     }
 
@@ -414,7 +438,7 @@ impl Recipient for Peer {
             return self.offer(event);
         }
         let mut out = lock(&self.out);
-        let direct = out.held.is_none() && out.queue.is_empty() && !out.broken;
+        let direct = out.writes_directly() && !out.broken;
         for event in events {
             if let Some(wire) = self.accept(&mut out, event) {
                 out.push(wire.into_owned(), 0, Kind::Live);
@@ -455,6 +479,20 @@ impl Recipient for Peer {
     }
 }
 
+impl Settle for Peer {
+    /// A send on the ring came back: what it did not write goes to the
+    /// head of the queue, ahead of anything queued while it was out.
+    fn settle(&self, payload: Payload<'_>, written: io::Result<usize>) -> u64 {
+        let mut out = lock(&self.out);
+        out.in_ring = false;
+        let delivered = self.wrote(&mut out, payload, written, Kind::Live, End::Front);
+        if !out.queue.is_empty() {
+            self.wake.notify_one();
+        }
+        delivered
+    }
+}
+
 /// Which way a drain writes.
 #[derive(Clone, Copy)]
 enum Via {
@@ -465,6 +503,12 @@ enum Via {
 }
 
 impl Out {
+    /// Whether a frame may go straight into the socket: nothing is ahead
+    /// of it, waiting or on the ring.
+    fn writes_directly(&self) -> bool {
+        self.held.is_none() && self.queue.is_empty() && !self.in_ring
+    }
+
     /// Queues a frame of which `sent` bytes are already written.
     fn push(&mut self, bytes: Bytes, sent: usize, kind: Kind) {
         self.live += usize::from(kind == Kind::Live);

@@ -134,6 +134,18 @@ async fn flush(peer: &Peer, stall_timeout: Duration) -> Result<(), Disconnect> {
     loop {
         match peer.drain() {
             Ok(Drained::All) => return Ok(()),
+            // A send is on the room's ring for a moment; its result wakes
+            // this writer if anything is queued behind it.
+            Ok(Drained::Ring) => {
+                if tokio::time::timeout(stall_timeout, peer.woken())
+                    .await
+                    .is_err()
+                {
+                    return Err(Disconnect::Stalled {
+                        after: stall_timeout,
+                    });
+                }
+            }
             Ok(Drained::Blocked) => {
                 match tokio::time::timeout(stall_timeout, peer.socket().writable()).await {
                     Ok(Ok(())) => {}
