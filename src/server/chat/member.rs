@@ -6,9 +6,10 @@
 //! task woken per member. What a recipient does with an event is the
 //! connection's business (`server::edge::connection`): written straight
 //! to its socket while it has nothing queued, queued for its own writer
-//! when the socket would block. So a message costs about one `write(2)`
-//! per member, and a slow member holds up nobody but itself: an offer
-//! never blocks.
+//! when the socket would block. So a message costs about one send per
+//! member — put on the room's round ([`Recipient::offer_in`]) and handed
+//! to the kernel with the rest of the room's (`server::send_ring`) — and a
+//! slow member holds up nobody but itself: an offer never blocks.
 
 use std::sync::Arc;
 

@@ -6,8 +6,10 @@
 //! the ring and the writer's own bookkeeping — a third of the server's CPU
 //! at 1,000 listeners (issue 12). So the room writes each event straight
 //! into the member's socket, in its own loop, whenever the member has
-//! nothing queued: the framed bytes go to one `send(2)`, and nothing else
-//! happens. Only a member whose socket would block (a slow network, a
+//! nothing queued: the framed bytes go to one send, and nothing else
+//! happens. A storage delivery's send goes on the room's round
+//! ([`send_ring`]: one `io_uring_enter(2)` for the whole room), the rest
+//! (typing, presence, replies) is one `sendto(2)`. Only a member whose socket would block (a slow network, a
 //! burst bigger than the socket buffer) queues the rest here, and its
 //! writer task (`super::writer`), woken once, writes the queue out when
 //! the socket is writable again. A member that stays a whole
@@ -17,7 +19,10 @@
 //! Order: everything this connection is sent passes through here under one
 //! lock, so a direct write can never overtake what is queued, and a frame
 //! is never split by another. A frame cut short by the kernel keeps its
-//! place at the head of the queue with what is left of it.
+//! place at the head of the queue with what is left of it. While a send
+//! is on a round, the connection is `in_ring`: anything else for it is
+//! queued, and the send's result (settled before the round ends) puts what
+//! the socket did not take at the head of that queue.
 
 use std::{
     collections::VecDeque,
@@ -532,5 +537,127 @@ impl Out {
             self.queue.pop_front();
         }
         delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::{
+        io::AsyncReadExt,
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+    use crate::{
+        protocol::ServerEvent,
+        server::{
+            chat::frame::{Audience, encode},
+            send_ring::SendRing,
+        },
+    };
+
+    fn error(message: &str) -> Frame {
+        encode(&ServerEvent::Error {
+            message: message.to_string(),
+        })
+    }
+
+    /// A connected peer (snapshot sent: events go straight through) and
+    /// its client's end of the socket.
+    async fn connected() -> (Arc<Peer>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, write) = server.into_split();
+        let peer = Peer::new(write, Speech::Json);
+        peer.start(Vec::new(), 0, "alice", "lobby");
+        (peer, client)
+    }
+
+    async fn read_frame(client: &mut TcpStream) -> Vec<u8> {
+        let mut header = [0u8; 2];
+        client.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[1] & 0x80, 0, "server frames are unmasked");
+        let len = match header[1] & 0x7f {
+            126 => usize::from(client.read_u16().await.unwrap()),
+            len => usize::from(len),
+        };
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.unwrap();
+        payload
+    }
+
+    #[tokio::test]
+    async fn what_comes_while_a_send_is_on_the_ring_follows_it_in_order() {
+        let (peer, mut client) = connected().await;
+        let event = Outbound::new(Audience::Everyone, 1, error("first"));
+        let mut ring = SendRing::new();
+        let mut round = ring.round();
+        assert_eq!(
+            peer.offer_in(&event, &mut round),
+            0,
+            "on the ring, not yet sent"
+        );
+        // A reply from the connection's own task meanwhile: it must wait
+        // behind the send on the ring, and the writer must not write it.
+        peer.reply(error("second"));
+        assert_eq!(peer.drain().unwrap(), Drained::Ring);
+        assert_eq!(round.finish(), 1);
+        // The result came back: the writer is woken for the reply.
+        tokio::time::timeout(Duration::from_secs(1), peer.woken())
+            .await
+            .unwrap();
+        assert_eq!(peer.drain().unwrap(), Drained::All);
+        let first = read_frame(&mut client).await;
+        let second = read_frame(&mut client).await;
+        assert!(String::from_utf8_lossy(&first).contains("first"));
+        assert!(String::from_utf8_lossy(&second).contains("second"));
+    }
+
+    #[tokio::test]
+    async fn a_frame_the_full_socket_cut_short_is_finished_before_anything_else() {
+        let (peer, mut client) = connected().await;
+        // Bigger than the socket takes while the client reads nothing.
+        let big = Outbound::new(Audience::Everyone, 1, error(&"x".repeat(60_000)));
+        let mut ring = SendRing::new();
+        let mut sent_at_once = 0;
+        // Loopback buffers grow to several megabytes before they fill.
+        for _ in 0..2000 {
+            let mut round = ring.round();
+            sent_at_once += peer.offer_in(&big, &mut round);
+            sent_at_once += round.finish();
+            if !lock(&peer.out).queue.is_empty() {
+                break;
+            }
+        }
+        assert!(!lock(&peer.out).queue.is_empty(), "the socket never filled");
+        peer.reply(error("after"));
+        // Read everything while the writer's way drains the queue.
+        let reader = tokio::spawn(async move {
+            let mut frames = Vec::new();
+            loop {
+                let frame = read_frame(&mut client).await;
+                let done = String::from_utf8_lossy(&frame).contains("after");
+                frames.push(frame);
+                if done {
+                    return frames;
+                }
+            }
+        });
+        while peer.drain().unwrap() != Drained::All {
+            peer.socket().writable().await.unwrap();
+        }
+        let frames = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        let (last, bigs) = frames.split_last().unwrap();
+        assert!(String::from_utf8_lossy(last).contains("after"));
+        assert!(bigs.iter().all(|frame| frame.len() == big.frame.len()));
+        assert!(u64::try_from(bigs.len()).unwrap() > sent_at_once);
     }
 }
