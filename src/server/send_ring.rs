@@ -172,8 +172,7 @@ impl<'a> Round<'_, 'a> {
             return self.queue(socket, payload, owner);
         }
         let _ = owner;
-        let written = send_now(socket, payload.as_slice());
-        Sent::Done(payload, written)
+        direct(socket, payload)
     }
 
     /// Hands everything queued to the kernel and settles it; returns the
@@ -191,8 +190,7 @@ impl<'a> Round<'_, 'a> {
         owner: &'a dyn Settle,
     ) -> Sent<'a> {
         let Ok(len) = u32::try_from(payload.as_slice().len()) else {
-            let written = send_now(socket, payload.as_slice());
-            return Sent::Done(payload, written);
+            return direct(socket, payload);
         };
         if self
             .ring
@@ -204,8 +202,7 @@ impl<'a> Round<'_, 'a> {
         }
         let Some(ring) = self.ring.ring.as_mut() else {
             // The flush gave the ring up.
-            let written = send_now(socket, payload.as_slice());
-            return Sent::Done(payload, written);
+            return direct(socket, payload);
         };
         let entry = io_uring::opcode::Send::new(
             io_uring::types::Fd(socket.as_raw_fd()),
@@ -228,11 +225,8 @@ impl<'a> Round<'_, 'a> {
                 self.queued.push(Some((owner, payload)));
                 Sent::Queued
             }
-            Err(_) => {
-                // Cannot happen (there was room); write it directly.
-                let written = send_now(socket, payload.as_slice());
-                Sent::Done(payload, written)
-            }
+            // Cannot happen (there was room); write it directly.
+            Err(_) => direct(socket, payload),
         }
     }
 
@@ -324,6 +318,12 @@ impl Drop for Round<'_, '_> {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// A send written at once, its result handed back with its bytes.
+fn direct<'a>(socket: BorrowedFd<'a>, payload: Payload<'a>) -> Sent<'a> {
+    let written = send_now(socket, payload.as_slice());
+    Sent::Done(payload, written)
 }
 
 /// One frame straight into the socket, as a bare `sendto(2)` system call:

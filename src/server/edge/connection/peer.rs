@@ -377,18 +377,7 @@ impl Peer {
                 return 0;
             }
         };
-        let pending = Pending {
-            bytes: payload.into_owned(),
-            sent,
-            kind,
-        };
-        match end {
-            End::Back => out.push(pending.bytes, pending.sent, pending.kind),
-            End::Front => {
-                out.live += usize::from(kind == Kind::Live);
-                out.queue.push_front(pending);
-            }
-        }
+        out.queue_at(end, payload.into_owned(), sent, kind);
         self.wake.notify_one();
         0
     }
@@ -491,7 +480,9 @@ impl Settle for Peer {
         let mut out = lock(&self.out);
         out.in_ring = false;
         let delivered = self.wrote(&mut out, payload, written, Kind::Live, End::Front);
-        if !out.queue.is_empty() {
+        // Whatever queued behind it while it was out (`wrote` has already
+        // woken the writer for a frame it did not finish).
+        if delivered == 1 && !out.queue.is_empty() {
             self.wake.notify_one();
         }
         delivered
@@ -516,8 +507,17 @@ impl Out {
 
     /// Queues a frame of which `sent` bytes are already written.
     fn push(&mut self, bytes: Bytes, sent: usize, kind: Kind) {
+        self.queue_at(End::Back, bytes, sent, kind);
+    }
+
+    /// Queues a frame at `end` of the queue.
+    fn queue_at(&mut self, end: End, bytes: Bytes, sent: usize, kind: Kind) {
         self.live += usize::from(kind == Kind::Live);
-        self.queue.push_back(Pending { bytes, sent, kind });
+        let pending = Pending { bytes, sent, kind };
+        match end {
+            End::Back => self.queue.push_back(pending),
+            End::Front => self.queue.push_front(pending),
+        }
     }
 
     /// Takes `written` bytes off the front of the queue: whole frames
