@@ -228,6 +228,7 @@ async fn rooms_are_isolated() {
     let mut red_bob = server.connect("username=bob&room=Red").await;
     expect_users(&mut red, &["alice", "bob"]).await;
     expect_users(&mut blue, &["bob"]).await;
+    expect_users(&mut red_bob, &["alice", "bob"]).await;
 
     say_and_wait(&mut red, "for red").await;
     expect_event(&mut red_bob, "send-message", |e| e["message"] == "for red").await;

@@ -204,7 +204,10 @@ impl Server {
 
 impl Server {
     /// Polls /healthz until it counts `n` connected clients. A WebSocket
-    /// handshake completes before the server has processed the join.
+    /// handshake completes before the server has processed the join, and
+    /// a client is counted once it is in the room, which for the first
+    /// into a fresh room is before its page has been read from storage:
+    /// to know a join is finished, wait for its `history` event.
     pub async fn wait_for_clients(&self, n: usize) {
         let wanted = format!(r#""clients":{n}}}"#);
         let waited = tokio::time::timeout(PATIENCE, async {
