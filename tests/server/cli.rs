@@ -225,8 +225,7 @@ async fn history_in(server: &Server, name: &str, room: &str) -> Vec<(String, Str
     let mut socket = server
         .connect(&format!("username={name}&room={room}"))
         .await;
-    let history = expect_event(&mut socket, "history", |_| true).await;
-    history["messages"]
+    history(&mut socket).await["messages"]
         .as_array()
         .expect("messages")
         .iter()

@@ -92,8 +92,8 @@ async fn users_on_two_processes_chat_as_on_one_server_with_one_id_order() {
     // A joiner on either process gets the same latest page.
     let mut carol = one.connect("username=carol&presence=delta").await;
     let mut dave = two.connect("username=dave&presence=delta").await;
-    let page_one = expect_event(&mut carol, "history", |_| true).await;
-    let page_two = expect_event(&mut dave, "history", |_| true).await;
+    let page_one = history(&mut carol).await;
+    let page_two = history(&mut dave).await;
     assert_eq!(page_one["messages"], page_two["messages"]);
     assert_eq!(page_one["messages"].as_array().map(Vec::len), Some(50));
     assert_eq!(page_one["messages"][49]["id"], 100);
@@ -299,7 +299,7 @@ async fn history_beyond_redis_comes_from_postgresql_on_every_process() {
 
     let two = backends.process().await;
     let mut bob = two.connect("username=bob&presence=delta").await;
-    let page = expect_event(&mut bob, "history", |_| true).await;
+    let page = history(&mut bob).await;
     let ids: Vec<u64> = page["messages"]
         .as_array()
         .expect("messages")
@@ -309,7 +309,7 @@ async fn history_beyond_redis_comes_from_postgresql_on_every_process() {
     assert_eq!(ids, (71..=120).collect::<Vec<_>>());
     assert_eq!(page["more"], true);
     send_json(&mut bob, r#"{"event":"load-history","before":71}"#).await;
-    let older = expect_event(&mut bob, "history", |_| true).await;
+    let older = history(&mut bob).await;
     let ids: BTreeSet<u64> = older["messages"]
         .as_array()
         .expect("messages")
@@ -568,7 +568,7 @@ async fn an_embedded_history_imported_twice_is_kept_once_and_cluster_ids_continu
     // The cluster shows the old history with its ids, and goes on above it.
     let one = backends.process().await;
     let mut carol = one.connect("username=carol&presence=delta").await;
-    let page = expect_event(&mut carol, "history", |_| true).await;
+    let page = history(&mut carol).await;
     let shown: Vec<(u64, String)> = page["messages"]
         .as_array()
         .expect("messages")
@@ -695,7 +695,7 @@ async fn redis_flushed_ids_continue_above_the_stored_names_stay_taken_and_stale_
     assert_eq!(missed, [(21, "after the flush".to_string())]);
     // A `since` that no longer matches anything gets a fresh page.
     let mut stale = two.connect("username=carol&since=900").await;
-    let page = expect_event(&mut stale, "history", |_| true).await;
+    let page = history(&mut stale).await;
     assert_eq!(
         page["messages"]
             .as_array()

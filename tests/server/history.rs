@@ -9,11 +9,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
-/// Reads the joiner's `history` page (skipping the user list).
-async fn history(socket: &mut Socket) -> Value {
-    expect_event(socket, "history", |_| true).await
-}
-
 fn texts(page: &Value) -> Vec<String> {
     page["messages"]
         .as_array()

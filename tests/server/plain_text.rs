@@ -364,9 +364,9 @@ async fn a_text_user_is_listed_heard_and_stored_for_json_clients() {
     assert_eq!(live["message"], "for the record");
 
     let mut carol = server.join("carol").await;
-    let history = expect_event(&mut carol, "history", |_| true).await;
-    let messages = history["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 1, "{history}");
+    let page = history(&mut carol).await;
+    let messages = page["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{page}");
     assert_eq!(messages[0]["username"], "alice");
     assert_eq!(messages[0]["message"], "for the record");
     assert_eq!(messages[0]["id"], live["id"]);

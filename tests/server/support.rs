@@ -207,7 +207,7 @@ impl Server {
     /// handshake completes before the server has processed the join, and
     /// a client is counted once it is in the room, which for the first
     /// into a fresh room is before its page has been read from storage:
-    /// to know a join is finished, wait for its `history` event.
+    /// to know a join is finished, wait for its [`history`].
     pub async fn wait_for_clients(&self, n: usize) {
         let wanted = format!(r#""clients":{n}}}"#);
         let waited = tokio::time::timeout(PATIENCE, async {
@@ -338,6 +338,15 @@ pub async fn next_text(socket: &mut Socket) -> String {
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
+}
+
+/// Reads the joiner's `history` page (skipping the user list). It comes
+/// once the join is finished: the first into a fresh room is counted in
+/// before its page is read from storage, and a message said meanwhile
+/// comes inside that page, not as a `send-message` of its own. With the
+/// page in hand, everything after reaches the socket live.
+pub async fn history(socket: &mut Socket) -> Value {
+    expect_event(socket, "history", |_| true).await
 }
 
 /// Reads events until one has `event == kind` and satisfies `accept`.
