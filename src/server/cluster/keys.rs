@@ -116,6 +116,19 @@ return {1, id}
     )
 }
 
+/// How long a claim refused for a holder on another process waits before
+/// asking once more. Redis drops a closed connection's subscriptions at
+/// the end of its event-loop turn (`freeClientAsync`), not when it reads
+/// the close: a claim that lands in the same turn as a killed process's
+/// connection reset still counts that process as listening, and the page
+/// coming back from it would be refused its own name. Measured here with
+/// a subscriber that has pubsub traffic in flight when it dies (as every
+/// chat process has): about 3 in 1,000 closes are still counted by a
+/// command right after, none by the next one. 100 ms is many turns and
+/// more than a LAN's round trip; a genuine "taken" is told that much
+/// later, once.
+pub(crate) const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Taking a name in a room for one process, unless a live process holds
 /// it. A holder whose process is gone no longer counts, and its seat is
 /// taken over: one that stopped heartbeating (not in `procs`), or one with
@@ -125,7 +138,9 @@ return {1, id}
 /// A seat of this process that it has already released (ARGV[7]; the
 /// release may still be on its way) is replaced too. A replaced holder's
 /// leave is published first, so every list drops it (under whatever
-/// spelling it had). Returns 1, or 0 if taken.
+/// spelling it had). Returns 1; 0 if taken on this process; 2 if taken
+/// by a holder on another process that still looks alive — which the
+/// caller asks again about, see [`CLAIM_RECHECK`].
 ///
 /// KEYS: users, seats of this process, procs.
 /// ARGV: name key, seat (`PROC:N`), name, room, channel, proc, released
@@ -139,7 +154,10 @@ if held then
   local owner = string.match(held, '^([^:]*)')
   if seat ~= ARGV[7] and redis.call('ZSCORE', KEYS[3], owner) then
     local listening = redis.call('PUBSUB', 'NUMSUB', 'banter:probe:' .. owner)
-    if listening[2] > 0 then return 0 end
+    if listening[2] > 0 then
+      if owner == ARGV[6] then return 0 end
+      return 2
+    end
   end
   redis.call('PUBLISH', ARGV[5], 'l' .. owner .. '\t' .. old)
 end

@@ -61,8 +61,8 @@ impl Cluster {
             .get(&(room.to_string(), seat.key.clone()))
             .cloned()
             .unwrap_or_default();
-        let claimed: i64 = self
-            .claim
+        let mut claim = self.claim.prepare_invoke();
+        claim
             .key(keys::users(room))
             .key(keys::seats(&self.proc_id))
             .key(keys::PROCS)
@@ -72,10 +72,20 @@ impl Cluster {
             .arg(room)
             .arg(keys::channel(room))
             .arg(&*self.proc_id)
-            .arg(&released)
+            .arg(&released);
+        let mut claimed: i64 = claim
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(unavailable)?;
+        if claimed == 2 {
+            // Held on another process that may have just died: see
+            // `keys::CLAIM_RECHECK`.
+            tokio::time::sleep(keys::CLAIM_RECHECK).await;
+            claimed = claim
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .map_err(unavailable)?;
+        }
         if claimed != 1 {
             return Ok(None);
         }
