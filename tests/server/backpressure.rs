@@ -18,8 +18,6 @@ const WINDOW: usize = 256;
 async fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() {
     let server = Server::start_with(&[&["--stall-timeout-ms", "500"], UNTHROTTLED].concat()).await;
     let mut reader = server.connect("username=reader&presence=delta").await;
-    // The first into the room: every message must reach it live.
-    history(&mut reader).await;
     let sender = server.connect("username=sender&presence=delta").await;
     // Joins and then never reads a byte.
     let staller = server.connect("username=staller&presence=delta").await;

@@ -204,10 +204,10 @@ impl Server {
 
 impl Server {
     /// Polls /healthz until it counts `n` connected clients. A WebSocket
-    /// handshake completes before the server has processed the join, and
-    /// a client is counted once it is in the room, which for the first
-    /// into a fresh room is before its page has been read from storage:
-    /// to know a join is finished, wait for its [`history`].
+    /// handshake completes before the server has processed the join; a
+    /// client is counted once it is in the room, and from then on
+    /// everything said there reaches it as its own event (its page was
+    /// taken as it entered).
     pub async fn wait_for_clients(&self, n: usize) {
         let wanted = format!(r#""clients":{n}}}"#);
         let waited = tokio::time::timeout(PATIENCE, async {
@@ -340,11 +340,9 @@ pub async fn next_text(socket: &mut Socket) -> String {
     }
 }
 
-/// Reads the joiner's `history` page (skipping the user list). It comes
-/// once the join is finished: the first into a fresh room is counted in
-/// before its page is read from storage, and a message said meanwhile
-/// comes inside that page, not as a `send-message` of its own. With the
-/// page in hand, everything after reaches the socket live.
+/// Reads the joiner's `history` page (skipping the user list): once it has
+/// come, the client is in the room, and everything said after reaches it
+/// as a `send-message` of its own.
 pub async fn history(socket: &mut Socket) -> Value {
     expect_event(socket, "history", |_| true).await
 }

@@ -273,3 +273,82 @@ async fn close_after_events(socket: &mut Socket) -> (u16, String) {
         }
     }
 }
+
+/// A client on the tutorial's protocol does not read `history` events, so
+/// a message said once it is in the room's list must reach it as a
+/// `send-message`, never inside its join page — also in a room nobody was
+/// in, whose page is still being read from storage as its first users
+/// arrive, while others keep storage's reader busy catching up on a long
+/// history. Fifty fresh rooms at once, each with two people arriving
+/// together and one greeting the other the moment it sees them listed.
+#[tokio::test]
+async fn once_a_joiner_is_listed_everything_said_reaches_it_live_even_in_a_fresh_room() {
+    let server = Server::start_with(UNTHROTTLED).await;
+    let mut archivist = server.connect("username=archivist&room=archive").await;
+    history(&mut archivist).await;
+    for i in 0..3000 {
+        say(&mut archivist, &format!("old {i}")).await;
+    }
+    expect_event(&mut archivist, "send-message", |e| {
+        e["message"] == "old 2999"
+    })
+    .await;
+    // Four readers catching up on all of it, again and again, until the
+    // rounds are done.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let readers = futures::future::join_all((0..4).map(|r| {
+        let (server, done) = (&server, &done);
+        async move {
+            let mut k = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                k += 1;
+                let mut reader = server
+                    .connect(&format!("username=reader{r}-{k}&room=archive&since=0"))
+                    .await;
+                expect_event(&mut reader, "send-message", |e| e["message"] == "old 2999").await;
+            }
+        }
+    }));
+    let rounds = (0..50).map(|round| {
+        let server = &server;
+        async move {
+            let (bob_query, alice_query) = (
+                format!("username=bob&room=fresh{round}"),
+                format!("username=alice&room=fresh{round}"),
+            );
+            let (mut bob, mut alice) =
+                tokio::join!(server.connect(&bob_query), server.connect(&alice_query));
+            expect_event(&mut alice, "update-users", |e| {
+                e["usernames"]
+                    .as_array()
+                    .is_some_and(|names| names.iter().any(|n| n == "bob"))
+            })
+            .await;
+            say(&mut alice, "hi bob").await;
+            loop {
+                match next_frame(&mut bob).await {
+                    Frame::Event(e) if e["event"] == "send-message" => {
+                        assert_eq!(e["message"], "hi bob", "round {round}");
+                        break;
+                    }
+                    Frame::Event(e) if e["event"] == "history" => {
+                        let folded = e["messages"]
+                            .as_array()
+                            .is_some_and(|page| page.iter().any(|m| m["message"] == "hi bob"));
+                        assert!(
+                            !folded,
+                            "round {round}: said after bob was listed, yet only in his page"
+                        );
+                    }
+                    Frame::Event(_) => {}
+                    Frame::Closed(frame) => panic!("round {round}: closed {frame:?}"),
+                }
+            }
+        }
+    });
+    let rounds = async {
+        futures::future::join_all(rounds).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(rounds, readers);
+}

@@ -59,6 +59,11 @@ impl Latest {
         self.frame()
     }
 
+    /// Whether the page has been loaded from storage.
+    pub(crate) fn primed(&self) -> bool {
+        self.primed
+    }
+
     /// The newest id in the page (0 if empty).
     pub(crate) fn newest(&self) -> u64 {
         self.messages.back().map_or(0, |m| m.id)

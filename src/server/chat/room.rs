@@ -6,7 +6,11 @@
 //! critical section, and a delivery appends to the page and hands the
 //! message to every member in another, so a joiner sees every message
 //! exactly once: either in its first page or handed to it, never both,
-//! never neither.
+//! never neither. Whatever is delivered once the joiner is in — once
+//! anyone can see it listed — is handed to it, which a client that does
+//! not read `history` (the tutorial's) relies on: the page must be in
+//! memory before anyone enters, so the engine reads it first
+//! ([`Room::prime`]).
 //!
 //! Fan-out is one loop under that lock ([`super::member`]): a message is
 //! serialised once and every member's recipient gets the same
@@ -52,7 +56,8 @@ pub(crate) struct Entry {
     pub(crate) names: Vec<Arc<str>>,
     /// The room's latest page as a ready `history` frame, with the id of
     /// its newest message; `None` until the page has been loaded from
-    /// storage (see [`Room::prime`]).
+    /// storage (see [`Room::prime`]: the engine does so before anyone
+    /// enters).
     pub(crate) latest: Option<(Frame, u64)>,
 }
 
@@ -358,6 +363,13 @@ impl Room {
                 state.changes.push(Change::Joined(name));
             }
         }
+    }
+
+    /// Whether the room's latest page has been read from storage: until
+    /// then a joiner reads it, and [`Room::prime`]s the room, before it
+    /// enters.
+    pub(crate) fn primed(&self) -> bool {
+        lock(&self.state).latest.primed()
     }
 
     /// Installs the latest page read from storage, merged with whatever was

@@ -55,25 +55,11 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    /// The room named `name` (canonical), created if needed, and the user
-    /// entered into it — in one step, so the room cannot be dropped between.
-    pub(crate) fn enter(
-        &self,
-        room: &str,
-        joiner: &Joiner,
-    ) -> Result<(Arc<Room>, Entry), NameTaken> {
-        let mut rooms = lock(&self.rooms);
-        let room = get_or_create(&mut rooms, room);
-        match room.enter(joiner, false) {
-            Ok(entry) => Ok((room, entry)),
-            Err(taken) => Err(taken),
-        }
-    }
-
     /// The room named `name` (canonical), created if needed, with a joiner
-    /// on its way in, so it stays while that joiner is busy elsewhere (in
-    /// cluster mode: claiming its name and subscribing). The joiner then
-    /// calls [`Rooms::enter_opened`] or [`Rooms::abandon`].
+    /// on its way in, so it stays while that joiner is busy elsewhere
+    /// (reading the room's first page from storage; in cluster mode also
+    /// claiming its name and subscribing). The joiner then calls
+    /// [`Rooms::enter_opened`] or [`Rooms::abandon`].
     pub(crate) fn open(&self, room: &str) -> Arc<Room> {
         let mut rooms = lock(&self.rooms);
         let room = get_or_create(&mut rooms, room);
@@ -81,14 +67,16 @@ impl Rooms {
         room
     }
 
-    /// The joiner of an [`Rooms::open`]ed room enters it; the cluster has
-    /// given it the name. On a refusal the room may be dropped (true).
+    /// The joiner of an [`Rooms::open`]ed room enters it (`claimed`: the
+    /// cluster has given it the name, see [`Room::enter`]). On a refusal
+    /// the room may be dropped (true).
     pub(crate) fn enter_opened(
         &self,
         room: &Arc<Room>,
         joiner: &Joiner,
+        claimed: bool,
     ) -> Result<Entry, (NameTaken, bool)> {
-        let entered = room.enter(joiner, true);
+        let entered = room.enter(joiner, claimed);
         let mut rooms = lock(&self.rooms);
         let empty = room.joiner_arrived();
         match entered {
@@ -218,6 +206,17 @@ mod tests {
 
     use crate::test_support::message;
 
+    /// How a joiner enters: opens the room, then enters it (the page, if
+    /// any, is primed in between by the engine, which these tests do by
+    /// hand).
+    fn enter(rooms: &Rooms, room: &str, joiner: &Joiner) -> Result<(Arc<Room>, Entry), NameTaken> {
+        let opened = rooms.open(room);
+        let entry = rooms
+            .enter_opened(&opened, joiner, false)
+            .map_err(|(taken, _)| taken)?;
+        Ok((opened, entry))
+    }
+
     /// Delivers message `id` to `room`, from someone not in it.
     fn deliver(rooms: &Rooms, room: &str, id: u64) {
         let delivery = Delivery {
@@ -278,41 +277,41 @@ mod tests {
     #[test]
     fn a_name_is_taken_in_its_room_only_until_its_holder_leaves() {
         let rooms = Rooms::default();
-        let (red, first) = rooms.enter("red", &list("alice")).unwrap();
+        let (red, first) = enter(&rooms, "red", &list("alice")).unwrap();
         assert_eq!(first.names, [name("alice")]);
-        let err = rooms.enter("red", &delta("alice")).err().unwrap();
+        let err = enter(&rooms, "red", &delta("alice")).err().unwrap();
         assert_eq!(err.to_string(), "Username alice is already taken");
-        assert!(rooms.enter("blue", &list("alice")).is_ok());
+        assert!(enter(&rooms, "blue", &list("alice")).is_ok());
         rooms.exit(&red, &name("alice"), PresenceStyle::List, first.place);
-        let (_, again) = rooms.enter("red", &list("alice")).unwrap();
+        let (_, again) = enter(&rooms, "red", &list("alice")).unwrap();
         assert_eq!(again.names, [name("alice")]);
     }
 
     #[test]
     fn names_that_differ_only_in_case_or_width_are_one_name() {
         let rooms = Rooms::default();
-        let (red, alice) = rooms.enter("red", &list("Alice")).unwrap();
+        let (red, alice) = enter(&rooms, "red", &list("Alice")).unwrap();
         for same in ["alice", "ALICE", "Ａlice", " alice"] {
-            let err = rooms.enter("red", &list(same)).err().expect(same);
+            let err = enter(&rooms, "red", &list(same)).err().expect(same);
             assert_eq!(err.to_string(), format!("Username {same} is already taken"));
         }
         // Leaving under another spelling frees nothing; the holder's own
         // leave does, and the room's presence log says who left.
-        let (_, other) = rooms.enter("blue", &list("alice")).unwrap();
+        let (_, other) = enter(&rooms, "blue", &list("alice")).unwrap();
         rooms.exit(&red, &name("alice"), PresenceStyle::List, other.place);
         assert_eq!(red.online(), 1);
         rooms.exit(&red, &name("Alice"), PresenceStyle::List, alice.place);
         assert_eq!(red.online(), 0);
-        assert!(rooms.enter("red", &list("alice")).is_ok());
+        assert!(enter(&rooms, "red", &list("alice")).is_ok());
     }
 
     #[test]
     fn the_user_list_is_sorted_regardless_of_case_and_shows_names_as_typed() {
         let rooms = Rooms::default();
         let watcher = member("bob", PresenceStyle::List);
-        rooms.enter("r", &watcher.joiner).unwrap();
-        let _zed = rooms.enter("r", &list("Zed")).unwrap();
-        let (_, carol) = rooms.enter("r", &list("Carol")).unwrap();
+        enter(&rooms, "r", &watcher.joiner).unwrap();
+        let _zed = enter(&rooms, "r", &list("Zed")).unwrap();
+        let (_, carol) = enter(&rooms, "r", &list("Carol")).unwrap();
         assert_eq!(carol.names, [name("bob"), name("Carol"), name("Zed")]);
         rooms.flush_presence();
         assert_eq!(
@@ -325,7 +324,7 @@ mod tests {
     fn deliveries_reach_members_in_order_and_fill_the_latest_page() {
         let rooms = Rooms::default();
         let a = member("a", PresenceStyle::Delta);
-        let (room, entry) = rooms.enter("r", &a.joiner).unwrap();
+        let (room, entry) = enter(&rooms, "r", &a.joiner).unwrap();
         assert!(entry.latest.is_none(), "not primed from storage yet");
         deliver(&rooms, "r", 5);
         deliver(&rooms, "nowhere", 6);
@@ -335,7 +334,7 @@ mod tests {
         // Priming merges what storage had with what was delivered since.
         let (_, newest) = room.prime(vec![message(2), message(5)], true);
         assert_eq!(newest, 7);
-        let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
+        let (_, joiner) = enter(&rooms, "r", &delta("b")).unwrap();
         let (frame, newest) = joiner.latest.expect("primed");
         assert_eq!(newest, 7);
         let ServerEvent::History { messages, more } =
@@ -353,9 +352,9 @@ mod tests {
         let alice = member("alice", PresenceStyle::Delta);
         let bob = member("bob", PresenceStyle::List);
         let carol = member("carol", PresenceStyle::Delta);
-        let (room, alice_in) = rooms.enter("r", &alice.joiner).unwrap();
-        rooms.enter("r", &bob.joiner).unwrap();
-        rooms.enter("r", &carol.joiner).unwrap();
+        let (room, alice_in) = enter(&rooms, "r", &alice.joiner).unwrap();
+        enter(&rooms, "r", &bob.joiner).unwrap();
+        enter(&rooms, "r", &carol.joiner).unwrap();
         let from = |sender: &Arc<str>, id| Delivery {
             room: name("r"),
             sender: Arc::clone(sender),
@@ -396,12 +395,12 @@ mod tests {
     #[test]
     fn the_latest_page_keeps_the_newest_messages() {
         let rooms = Rooms::default();
-        let (room, _entry) = rooms.enter("r", &delta("a")).unwrap();
+        let (room, _entry) = enter(&rooms, "r", &delta("a")).unwrap();
         room.prime(Vec::new(), false);
         for id in 1..=(HISTORY_PAGE as u64 + 3) {
             deliver(&rooms, "r", id);
         }
-        let (_, joiner) = rooms.enter("r", &delta("b")).unwrap();
+        let (_, joiner) = enter(&rooms, "r", &delta("b")).unwrap();
         let (frame, _) = joiner.latest.expect("primed");
         let ServerEvent::History { messages, more } =
             ServerEvent::from_json(frame.as_str()).unwrap()
@@ -418,10 +417,10 @@ mod tests {
         let rooms = Rooms::default();
         let deltas = member("watcher", PresenceStyle::Delta);
         let lists = member("lister", PresenceStyle::List);
-        rooms.enter("r", &deltas.joiner).unwrap();
-        rooms.enter("r", &lists.joiner).unwrap();
-        let (room, a) = rooms.enter("r", &list("a")).unwrap();
-        let _b = rooms.enter("r", &list("b")).unwrap();
+        enter(&rooms, "r", &deltas.joiner).unwrap();
+        enter(&rooms, "r", &lists.joiner).unwrap();
+        let (room, a) = enter(&rooms, "r", &list("a")).unwrap();
+        let _b = enter(&rooms, "r", &list("b")).unwrap();
         rooms.exit(&room, &name("a"), PresenceStyle::List, a.place);
         rooms.flush_presence();
         let delta = Audience::Only(PresenceStyle::Delta);
@@ -454,8 +453,8 @@ mod tests {
     #[test]
     fn an_emptied_room_is_dropped_and_counts_stay_right() {
         let rooms = Rooms::default();
-        let (red, a) = rooms.enter("red", &list("a")).unwrap();
-        let _blue = rooms.enter("blue", &list("b")).unwrap();
+        let (red, a) = enter(&rooms, "red", &list("a")).unwrap();
+        let _blue = enter(&rooms, "blue", &list("b")).unwrap();
         assert_eq!(rooms.len(), 2);
         rooms.exit(&red, &name("a"), PresenceStyle::List, a.place);
         assert_eq!(rooms.len(), 1);

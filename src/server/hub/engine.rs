@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::JoinError;
 use crate::{
-    protocol::ChatMessage,
+    protocol::{ChatMessage, HISTORY_PAGE},
     server::{
         chat::{
             frame::PresenceStyle,
@@ -44,7 +44,16 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// Puts `name` into `room` — in cluster mode only once every process
-    /// agrees the name is free — and returns what the joiner gets.
+    /// agrees the name is free — and returns what the joiner gets: its
+    /// page is always in [`Entry::latest`], taken with its entry.
+    ///
+    /// Why the page is read before the joiner enters, not after: a joiner
+    /// is listed the moment it enters, and someone who sees it listed and
+    /// greets it must reach it as a `send-message`. Read afterwards, a
+    /// page could already hold the greeting (the read runs on a blocking
+    /// thread, and under load after the next commit), and the copy handed
+    /// to the joiner was then dropped as a duplicate: shown inside
+    /// `history`, which the tutorial's client never reads.
     pub(crate) async fn enter(
         &self,
         rooms: &Rooms,
@@ -53,11 +62,47 @@ impl Engine {
     ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
         match self {
             Engine::Embedded(_) => {
-                let (room, entry) = rooms.enter(room, joiner)?;
-                Ok((room, entry, None))
+                let opened = rooms.open(room);
+                if let Err(err) = self.prime(&opened).await {
+                    rooms.abandon(&opened);
+                    return Err(err.into());
+                }
+                match rooms.enter_opened(&opened, joiner, false) {
+                    Ok(entry) => Ok((opened, entry, None)),
+                    Err((taken, _)) => Err(taken.into()),
+                }
             }
-            Engine::Cluster(cluster) => Box::pin(enter_cluster(cluster, rooms, room, joiner)).await,
+            Engine::Cluster(cluster) => {
+                Box::pin(enter_cluster(self, cluster, rooms, room, joiner)).await
+            }
         }
+    }
+
+    /// Reads `room`'s latest page into it, unless it has it already. Two
+    /// joiners of a fresh room may both read; the first page installed
+    /// counts (see [`Room::prime`]).
+    async fn prime(&self, room: &Room) -> Result<(), StoreError> {
+        if !room.primed() {
+            let (messages, more) = self.page(room.name(), None).await?;
+            room.prime(messages, more);
+        }
+        Ok(())
+    }
+
+    /// The [`HISTORY_PAGE`] messages before `before` (the newest, if
+    /// `None`), oldest first, and whether older ones exist: one more is
+    /// read to find out.
+    pub(crate) async fn page(
+        &self,
+        room: &Arc<str>,
+        before: Option<u64>,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        let mut messages = self.before(room, before, HISTORY_PAGE + 1).await?;
+        let more = messages.len() > HISTORY_PAGE;
+        if more {
+            messages.remove(0);
+        }
+        Ok((messages, more))
     }
 
     /// Takes `name` out of `room` here and, in cluster mode, everywhere.
@@ -157,8 +202,11 @@ impl Engine {
 }
 
 /// [`Engine::enter`] in cluster mode: claim the name everywhere, subscribe
-/// to the room, then enter it here.
+/// to the room, read its page if it has none (after subscribing: what is
+/// published from then on is delivered into the room, what was before is
+/// in the log the page is read from), then enter it here.
 async fn enter_cluster(
+    engine: &Engine,
     cluster: &Cluster,
     rooms: &Rooms,
     room: &str,
@@ -168,14 +216,18 @@ async fn enter_cluster(
         return Err(NameTaken(joiner.name.to_string()).into());
     };
     let opened = rooms.open(room);
-    if let Err(err) = cluster.subscribe(&opened).await {
+    let ready = match cluster.subscribe(&opened).await {
+        Ok(()) => engine.prime(&opened).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = ready {
         cluster.release(room, seat);
         if rooms.abandon(&opened) {
             cluster.unsubscribe(&opened);
         }
         return Err(err.into());
     }
-    match rooms.enter_opened(&opened, joiner) {
+    match rooms.enter_opened(&opened, joiner, true) {
         Ok(entry) => Ok((opened, entry, Some(seat))),
         Err((taken, dropped)) => {
             cluster.release(room, seat);

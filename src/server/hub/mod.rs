@@ -27,8 +27,8 @@ use super::{
     storage::{Append, StoreError, embedded::Embedded},
 };
 use crate::protocol::{
-    self, ChatMessage, DEFAULT_ROOM, HISTORY_PAGE, MAX_CLIENT_ID_BYTES, MessageError, RoomError,
-    ServerEvent, UsernameError, close_code,
+    self, DEFAULT_ROOM, MAX_CLIENT_ID_BYTES, MessageError, RoomError, ServerEvent, UsernameError,
+    close_code,
 };
 pub(crate) use engine::Engine;
 pub(crate) use membership::Membership;
@@ -202,10 +202,15 @@ impl Hub {
             None => false,
         };
         if !resumed {
+            // The engine primes every room before anyone enters it (see
+            // `Engine::enter`). Were one without a page, it is read now:
+            // still exactly once, but a message said meanwhile would come
+            // inside the page rather than as its own event.
+            debug_assert!(entry.latest.is_some(), "entered an unprimed room");
             let (frame, newest) = match entry.latest {
                 Some(latest) => latest,
                 None => {
-                    let (messages, more) = self.page(membership.room.name(), None).await?;
+                    let (messages, more) = self.engine.page(membership.room.name(), None).await?;
                     membership.room.prime(messages, more)
                 }
             };
@@ -301,24 +306,8 @@ impl Hub {
         room: &Arc<Room>,
         before: u64,
     ) -> Result<Frame, StoreError> {
-        let (messages, more) = self.page(room.name(), Some(before)).await?;
+        let (messages, more) = self.engine.page(room.name(), Some(before)).await?;
         Ok(encode(&ServerEvent::History { messages, more }))
-    }
-
-    /// The [`HISTORY_PAGE`] messages before `before` (the newest, if
-    /// `None`), oldest first, and whether older ones exist: one more is
-    /// read to find out.
-    async fn page(
-        &self,
-        room: &Arc<str>,
-        before: Option<u64>,
-    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
-        let mut messages = self.engine.before(room, before, HISTORY_PAGE + 1).await?;
-        let more = messages.len() > HISTORY_PAGE;
-        if more {
-            messages.remove(0);
-        }
-        Ok((messages, more))
     }
 
     /// Takes `name` out of `room` (a [`Membership`] being dropped).
