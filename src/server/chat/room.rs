@@ -6,11 +6,12 @@
 //! critical section, and a delivery appends to the page and hands the
 //! message to every member in another, so a joiner sees every message
 //! exactly once: either in its first page or handed to it, never both,
-//! never neither. Whatever is delivered once the joiner is in — once
-//! anyone can see it listed — is handed to it, which a client that does
-//! not read `history` (the tutorial's) relies on: the page must be in
-//! memory before anyone enters, so the engine reads it first
-//! ([`Room::prime`]).
+//! never neither. And a message said once the joiner is listed here (the
+//! list changes in that same critical section) is handed to it, which a
+//! client that does not read `history` (the tutorial's) relies on: for
+//! that the page must be in memory before anyone enters, so the engine
+//! reads it first ([`Room::prime`]). In cluster mode other processes list
+//! a joiner from its claim in Redis, a moment before it enters here.
 //!
 //! Fan-out is one loop under that lock ([`super::member`]): a message is
 //! serialised once and every member's recipient gets the same
@@ -300,8 +301,8 @@ impl Room {
         state.local == 0 && state.pending == 0
     }
 
-    /// A joiner is on its way in (cluster mode: claiming its name, and
-    /// subscribing, takes a round trip): the room must not be dropped.
+    /// A joiner is on its way in (reading the room's page, and in cluster
+    /// mode subscribing, take a round trip): the room must not be dropped.
     pub(crate) fn expect_joiner(&self) {
         lock(&self.state).pending += 1;
     }

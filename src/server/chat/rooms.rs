@@ -57,8 +57,8 @@ pub(crate) struct Rooms {
 impl Rooms {
     /// The room named `name` (canonical), created if needed, with a joiner
     /// on its way in, so it stays while that joiner is busy elsewhere
-    /// (reading the room's first page from storage; in cluster mode also
-    /// claiming its name and subscribing). The joiner then calls
+    /// (reading the room's first page from storage, and in cluster mode
+    /// subscribing to it first). The joiner then calls
     /// [`Rooms::enter_opened`] or [`Rooms::abandon`].
     pub(crate) fn open(&self, room: &str) -> Arc<Room> {
         let mut rooms = lock(&self.rooms);

@@ -136,7 +136,9 @@ pub(crate) const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_
 /// connections at once, so a page that was on it can take its name back on
 /// another process straight away instead of being refused for seconds.
 /// A seat of this process that it has already released (ARGV[7]; the
-/// release may still be on its way) is replaced too. A replaced holder's
+/// release may still be on its way) is replaced too; any other seat of
+/// this process is a user connected here, whatever the probe channel says
+/// (it is empty while this process's subscription reconnects). A replaced holder's
 /// leave is published first, so every list drops it (under whatever
 /// spelling it had). Returns 1; 0 if taken on this process; 2 if taken
 /// by a holder on another process that still looks alive — which the
@@ -152,11 +154,11 @@ local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held then
   local seat, old = string.match(held, '^([^\n]*)\n(.*)$')
   local owner = string.match(held, '^([^:]*)')
-  if seat ~= ARGV[7] and redis.call('ZSCORE', KEYS[3], owner) then
-    local listening = redis.call('PUBSUB', 'NUMSUB', 'banter:probe:' .. owner)
-    if listening[2] > 0 then
-      if owner == ARGV[6] then return 0 end
-      return 2
+  if seat ~= ARGV[7] then
+    if owner == ARGV[6] then return 0 end
+    if redis.call('ZSCORE', KEYS[3], owner) then
+      local listening = redis.call('PUBSUB', 'NUMSUB', 'banter:probe:' .. owner)
+      if listening[2] > 0 then return 2 end
     end
   end
   redis.call('PUBLISH', ARGV[5], 'l' .. owner .. '\t' .. old)

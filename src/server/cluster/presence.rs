@@ -56,35 +56,12 @@ impl Cluster {
             key: name_key(name),
             id: format!("{}:{n}", self.proc_id),
         };
-        let released = held(&self.held)
-            .releasing
-            .get(&(room.to_string(), seat.key.clone()))
-            .cloned()
-            .unwrap_or_default();
-        let mut claim = self.claim.prepare_invoke();
-        claim
-            .key(keys::users(room))
-            .key(keys::seats(&self.proc_id))
-            .key(keys::PROCS)
-            .arg(&seat.key)
-            .arg(&seat.id)
-            .arg(name)
-            .arg(room)
-            .arg(keys::channel(room))
-            .arg(&*self.proc_id)
-            .arg(&released);
-        let mut claimed: i64 = claim
-            .invoke_async(&mut self.redis.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut claimed = self.try_claim(room, name, &seat).await?;
         if claimed == 2 {
             // Held on another process that may have just died: see
             // `keys::CLAIM_RECHECK`.
             tokio::time::sleep(keys::CLAIM_RECHECK).await;
-            claimed = claim
-                .invoke_async(&mut self.redis.clone())
-                .await
-                .map_err(unavailable)?;
+            claimed = self.try_claim(room, name, &seat).await?;
         }
         if claimed != 1 {
             return Ok(None);
@@ -96,6 +73,31 @@ impl Cluster {
             (room.to_string(), seat.key.clone(), name.to_string()),
         );
         Ok(Some(seat))
+    }
+
+    /// One run of the claim script (see [`keys::claim`]): 1 claimed, 0
+    /// held here, 2 held on another process that looks alive. Which of
+    /// this process's seats is being released is read afresh each time.
+    async fn try_claim(&self, room: &str, name: &str, seat: &Seat) -> Result<i64, StoreError> {
+        let released = held(&self.held)
+            .releasing
+            .get(&(room.to_string(), seat.key.clone()))
+            .cloned()
+            .unwrap_or_default();
+        self.claim
+            .key(keys::users(room))
+            .key(keys::seats(&self.proc_id))
+            .key(keys::PROCS)
+            .arg(&seat.key)
+            .arg(&seat.id)
+            .arg(name)
+            .arg(room)
+            .arg(keys::channel(room))
+            .arg(&*self.proc_id)
+            .arg(&released)
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)
     }
 
     /// Gives a claimed name back (in the background: a leaving user waits

@@ -44,8 +44,10 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// Puts `name` into `room` — in cluster mode only once every process
-    /// agrees the name is free — and returns what the joiner gets: its
-    /// page is always in [`Entry::latest`], taken with its entry.
+    /// agrees the name is free — and returns what the joiner gets. With
+    /// `with_page` (the joiner is not resuming) its page is in
+    /// [`Entry::latest`], taken with its entry; a resuming joiner reads
+    /// what it missed instead, as its own events, and needs no page.
     ///
     /// Why the page is read before the joiner enters, not after: a joiner
     /// is listed the moment it enters, and someone who sees it listed and
@@ -53,17 +55,23 @@ impl Engine {
     /// page could already hold the greeting (the read runs on a blocking
     /// thread, and under load after the next commit), and the copy handed
     /// to the joiner was then dropped as a duplicate: shown inside
-    /// `history`, which the tutorial's client never reads.
+    /// `history`, which the tutorial's client never reads. (In cluster
+    /// mode other processes list the joiner from its claim, before it
+    /// subscribes and reads here: for a room new to this process a
+    /// message from elsewhere in those few milliseconds can still come
+    /// inside the page. Announcing the join only once it has entered
+    /// would close that too.)
     pub(crate) async fn enter(
         &self,
         rooms: &Rooms,
         room: &str,
         joiner: &Joiner,
+        with_page: bool,
     ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
         match self {
             Engine::Embedded(_) => {
                 let opened = rooms.open(room);
-                if let Err(err) = self.prime(&opened).await {
+                if let Err(err) = self.prime(&opened, with_page).await {
                     rooms.abandon(&opened);
                     return Err(err.into());
                 }
@@ -73,16 +81,16 @@ impl Engine {
                 }
             }
             Engine::Cluster(cluster) => {
-                Box::pin(enter_cluster(self, cluster, rooms, room, joiner)).await
+                Box::pin(enter_cluster(self, cluster, rooms, room, joiner, with_page)).await
             }
         }
     }
 
-    /// Reads `room`'s latest page into it, unless it has it already. Two
-    /// joiners of a fresh room may both read; the first page installed
-    /// counts (see [`Room::prime`]).
-    async fn prime(&self, room: &Room) -> Result<(), StoreError> {
-        if !room.primed() {
+    /// Reads `room`'s latest page into it, if `wanted` and it has none
+    /// yet. Two joiners of a fresh room may both read; the first page
+    /// installed counts (see [`Room::prime`]).
+    async fn prime(&self, room: &Room, wanted: bool) -> Result<(), StoreError> {
+        if wanted && !room.primed() {
             let (messages, more) = self.page(room.name(), None).await?;
             room.prime(messages, more);
         }
@@ -211,13 +219,14 @@ async fn enter_cluster(
     rooms: &Rooms,
     room: &str,
     joiner: &Joiner,
+    with_page: bool,
 ) -> Result<(Arc<Room>, Entry, Option<Seat>), JoinError> {
     let Some(seat) = cluster.claim(room, &joiner.name).await? else {
         return Err(NameTaken(joiner.name.to_string()).into());
     };
     let opened = rooms.open(room);
     let ready = match cluster.subscribe(&opened).await {
-        Ok(()) => engine.prime(&opened).await,
+        Ok(()) => engine.prime(&opened, with_page).await,
         Err(err) => Err(err),
     };
     if let Err(err) = ready {

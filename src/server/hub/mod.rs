@@ -184,7 +184,10 @@ impl Hub {
             style,
             recipient,
         };
-        let (room, entry, seat) = self.engine.enter(&self.rooms, &room, &joiner).await?;
+        let (room, entry, seat) = self
+            .engine
+            .enter(&self.rooms, &room, &joiner, since.is_none())
+            .await?;
         // From here on, dropping the membership (an error below, or the
         // caller giving up) takes the user out again.
         let mut membership = Membership {
@@ -202,11 +205,12 @@ impl Hub {
             None => false,
         };
         if !resumed {
-            // The engine primes every room before anyone enters it (see
-            // `Engine::enter`). Were one without a page, it is read now:
-            // still exactly once, but a message said meanwhile would come
-            // inside the page rather than as its own event.
-            debug_assert!(entry.latest.is_some(), "entered an unprimed room");
+            // A joiner that is not resuming entered with the room's page
+            // (see `Engine::enter`). One whose resume fell back to a page
+            // may find none, and reads it now: still exactly once, but a
+            // message said meanwhile comes inside the page rather than as
+            // its own event — which a resuming client (it reads `history`)
+            // shows all the same.
             let (frame, newest) = match entry.latest {
                 Some(latest) => latest,
                 None => {
