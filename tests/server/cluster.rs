@@ -760,3 +760,31 @@ async fn three_processes_one_list_and_a_moved_user_is_listed_once_everywhere() {
     let (_, rooms) = three.http_get("/api/rooms").await;
     assert!(rooms.contains(r#""name":"general","online":3"#), "{rooms}");
 }
+
+/// A joiner greeted from another process the moment it is listed there
+/// gets the greeting as a `send-message` of its own (the tutorial's client
+/// reads no `history`): its join is announced only once it has entered,
+/// its page in hand. Twenty rooms new to the joiner's process at once, so
+/// each join also subscribes and reads a page.
+#[tokio::test]
+async fn a_joiner_greeted_from_another_process_as_soon_as_it_is_listed_gets_it_live() {
+    let backends = Backends::start();
+    let one = backends.process().await;
+    let two = backends.process().await;
+    let rounds = (0..20).map(|round| {
+        let (one, two) = (&one, &two);
+        async move {
+            let mut alice = one
+                .connect(&format!("username=alice&room=greet{round}"))
+                .await;
+            expect_users(&mut alice, &["alice"]).await;
+            let mut bob = two
+                .connect(&format!("username=bob&room=greet{round}"))
+                .await;
+            expect_users(&mut alice, &["alice", "bob"]).await;
+            say(&mut alice, "hi bob").await;
+            expect_live(&mut bob, "hi bob").await;
+        }
+    });
+    futures::future::join_all(rounds).await;
+}

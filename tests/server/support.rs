@@ -347,6 +347,25 @@ pub async fn history(socket: &mut Socket) -> Value {
     expect_event(socket, "history", |_| true).await
 }
 
+/// Reads events until the message `text` comes as a `send-message` of its
+/// own, and fails if it comes inside a `history` page instead: a client on
+/// the tutorial's protocol reads no `history`, and would never show it.
+pub async fn expect_live(socket: &mut Socket, text: &str) -> Value {
+    loop {
+        match next_frame(socket).await {
+            Frame::Event(e) if e["event"] == "send-message" && e["message"] == text => return e,
+            Frame::Event(e) if e["event"] == "history" => {
+                let inside = e["messages"]
+                    .as_array()
+                    .is_some_and(|page| page.iter().any(|m| m["message"] == text));
+                assert!(!inside, "{text:?} came only inside a history page");
+            }
+            Frame::Event(_) => {}
+            Frame::Closed(frame) => panic!("closed before {text:?} came: {frame:?}"),
+        }
+    }
+}
+
 /// Reads events until one has `event == kind` and satisfies `accept`.
 pub async fn expect_event(
     socket: &mut Socket,

@@ -325,25 +325,7 @@ async fn once_a_joiner_is_listed_everything_said_reaches_it_live_even_in_a_fresh
             })
             .await;
             say(&mut alice, "hi bob").await;
-            loop {
-                match next_frame(&mut bob).await {
-                    Frame::Event(e) if e["event"] == "send-message" => {
-                        assert_eq!(e["message"], "hi bob", "round {round}");
-                        break;
-                    }
-                    Frame::Event(e) if e["event"] == "history" => {
-                        let folded = e["messages"]
-                            .as_array()
-                            .is_some_and(|page| page.iter().any(|m| m["message"] == "hi bob"));
-                        assert!(
-                            !folded,
-                            "round {round}: said after bob was listed, yet only in his page"
-                        );
-                    }
-                    Frame::Event(_) => {}
-                    Frame::Closed(frame) => panic!("round {round}: closed {frame:?}"),
-                }
-            }
+            expect_live(&mut bob, "hi bob").await;
         }
     });
     let rounds = async {

@@ -10,8 +10,8 @@
 //! list changes in that same critical section) is handed to it, which a
 //! client that does not read `history` (the tutorial's) relies on: for
 //! that the page must be in memory before anyone enters, so the engine
-//! reads it first ([`Room::prime`]). In cluster mode other processes list
-//! a joiner from its claim in Redis, a moment before it enters here.
+//! reads it first ([`Room::prime`]), and in cluster mode announces the
+//! join to the other processes only once it has entered.
 //!
 //! Fan-out is one loop under that lock ([`super::member`]): a message is
 //! serialised once and every member's recipient gets the same

@@ -140,7 +140,8 @@ pub(crate) const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_
 /// this process is a user connected here, whatever the probe channel says
 /// (it is empty while this process's subscription reconnects). A replaced holder's
 /// leave is published first, so every list drops it (under whatever
-/// spelling it had). Returns 1; 0 if taken on this process; 2 if taken
+/// spelling it had). The claimer's own join is not published here but by
+/// `Cluster::announce`, once it has entered its room. Returns 1; 0 if taken on this process; 2 if taken
 /// by a holder on another process that still looks alive — which the
 /// caller asks again about, see [`CLAIM_RECHECK`].
 ///
@@ -165,7 +166,6 @@ if held then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\n' .. ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4] .. '\t' .. ARGV[1])
-redis.call('PUBLISH', ARGV[5], 'j' .. ARGV[6] .. '\t' .. ARGV[3])
 return 1
 ",
     )

@@ -18,7 +18,8 @@
 //! - **Presence** is global: a name is claimed in the room's user hash in
 //!   Redis ([`keys::claim`]) before the user enters, so it is refused on
 //!   every process while one holds it; joins and leaves travel the room's
-//!   channel. Each process heartbeats; the users of one that stops are
+//!   channel, a join once the user has entered here with its page (so a
+//!   greeting from anywhere reaches it live). Each process heartbeats; the users of one that stops are
 //!   removed by whichever process notices first ([`keys::reap`]).
 //!
 //! The modules: [`keys`] (every key, channel and script), [`template`]

@@ -75,6 +75,18 @@ impl Cluster {
         Ok(Some(seat))
     }
 
+    /// Tells every other process that `name` has joined `room`: sent once
+    /// the joiner has entered here, so whoever sees it listed and greets
+    /// it reaches it live (its page was taken as it entered), never only
+    /// inside that page.
+    pub(crate) async fn announce(&self, room: &str, name: &str) -> Result<(), StoreError> {
+        self.redis
+            .clone()
+            .publish(keys::channel(room), format!("j{}\t{name}", self.proc_id))
+            .await
+            .map_err(unavailable)
+    }
+
     /// One run of the claim script (see [`keys::claim`]): 1 claimed, 0
     /// held here, 2 held on another process that looks alive. Which of
     /// this process's seats is being released is read afresh each time.

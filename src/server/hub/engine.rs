@@ -55,12 +55,9 @@ impl Engine {
     /// page could already hold the greeting (the read runs on a blocking
     /// thread, and under load after the next commit), and the copy handed
     /// to the joiner was then dropped as a duplicate: shown inside
-    /// `history`, which the tutorial's client never reads. (In cluster
-    /// mode other processes list the joiner from its claim, before it
-    /// subscribes and reads here: for a room new to this process a
-    /// message from elsewhere in those few milliseconds can still come
-    /// inside the page. Announcing the join only once it has entered
-    /// would close that too.)
+    /// `history`, which the tutorial's client never reads. In cluster
+    /// mode the join is announced to the other processes only once it has
+    /// entered here, for the same reason.
     pub(crate) async fn enter(
         &self,
         rooms: &Rooms,
@@ -212,7 +209,8 @@ impl Engine {
 /// [`Engine::enter`] in cluster mode: claim the name everywhere, subscribe
 /// to the room, read its page if it has none (after subscribing: what is
 /// published from then on is delivered into the room, what was before is
-/// in the log the page is read from), then enter it here.
+/// in the log the page is read from), enter it here, then announce the
+/// join to the other processes.
 async fn enter_cluster(
     engine: &Engine,
     cluster: &Cluster,
@@ -236,16 +234,30 @@ async fn enter_cluster(
         }
         return Err(err.into());
     }
-    match rooms.enter_opened(&opened, joiner, true) {
-        Ok(entry) => Ok((opened, entry, Some(seat))),
+    let entry = match rooms.enter_opened(&opened, joiner, true) {
+        Ok(entry) => entry,
         Err((taken, dropped)) => {
             cluster.release(room, seat);
             if dropped {
                 cluster.unsubscribe(&opened);
             }
-            Err(taken.into())
+            return Err(taken.into());
         }
+    };
+    if let Err(err) = cluster.announce(room, &joiner.name).await {
+        // Unlisted elsewhere, it would hear the others but be invisible to
+        // them: out again, and the client tries later (1013).
+        engine.leave(
+            rooms,
+            &opened,
+            &joiner.name,
+            joiner.style,
+            entry.place,
+            Some(seat),
+        );
+        return Err(err.into());
     }
+    Ok((opened, entry, Some(seat)))
 }
 
 fn messages(stored: Result<Vec<Stored>, StoreError>) -> Result<Vec<ChatMessage>, StoreError> {
