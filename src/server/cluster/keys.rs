@@ -171,6 +171,23 @@ return 1
     )
 }
 
+/// Publishing a join once its user has entered, if the seat is still that
+/// user's: a graceful shutdown's reap, or a takeover while this process's
+/// probe channel was empty, may have freed it meanwhile, and a join
+/// published then would be a ghost in every list that no leave clears.
+/// Returns 1, or 0 if the seat is gone.
+///
+/// KEYS: users. ARGV: name key, seat, name, channel, proc.
+pub(crate) fn announce() -> Script {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] .. '\n' .. ARGV[3] then return 0 end
+redis.call('PUBLISH', ARGV[4], 'j' .. ARGV[5] .. '\t' .. ARGV[3])
+return 1
+",
+    )
+}
+
 /// Giving a name back, if this seat still holds it (a later claim by
 /// the same process under a new seat is left alone).
 ///

@@ -75,16 +75,29 @@ impl Cluster {
         Ok(Some(seat))
     }
 
-    /// Tells every other process that `name` has joined `room`: sent once
-    /// the joiner has entered here, so whoever sees it listed and greets
-    /// it reaches it live (its page was taken as it entered), never only
-    /// inside that page.
-    pub(crate) async fn announce(&self, room: &str, name: &str) -> Result<(), StoreError> {
-        self.redis
-            .clone()
-            .publish(keys::channel(room), format!("j{}\t{name}", self.proc_id))
+    /// Tells every other process that `name` has joined `room` on `seat`:
+    /// sent once the joiner has entered here, so whoever sees it listed and
+    /// greets it reaches it live (its page was taken as it entered), never
+    /// only inside that page. `Ok(false)`: the seat was freed meanwhile
+    /// (see [`keys::announce`]) and nothing was published.
+    pub(crate) async fn announce(
+        &self,
+        room: &str,
+        name: &str,
+        seat: &Seat,
+    ) -> Result<bool, StoreError> {
+        let announced: i64 = self
+            .announce
+            .key(keys::users(room))
+            .arg(&seat.key)
+            .arg(&seat.id)
+            .arg(name)
+            .arg(keys::channel(room))
+            .arg(&*self.proc_id)
+            .invoke_async(&mut self.redis.clone())
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        Ok(announced == 1)
     }
 
     /// One run of the claim script (see [`keys::claim`]): 1 claimed, 0

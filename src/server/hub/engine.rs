@@ -57,7 +57,8 @@ impl Engine {
     /// to the joiner was then dropped as a duplicate: shown inside
     /// `history`, which the tutorial's client never reads. In cluster
     /// mode the join is announced to the other processes only once it has
-    /// entered here, for the same reason.
+    /// entered here, for the same reason (a process that subscribes to the
+    /// room meanwhile reads the user hash, and may list it a moment early).
     pub(crate) async fn enter(
         &self,
         rooms: &Rooms,
@@ -244,7 +245,14 @@ async fn enter_cluster(
             return Err(taken.into());
         }
     };
-    if let Err(err) = cluster.announce(room, &joiner.name).await {
+    let announced = match cluster.announce(room, &joiner.name, &seat).await {
+        Ok(true) => Ok(()),
+        // The seat was freed meanwhile (this process shutting down, or a
+        // takeover while its subscription reconnected).
+        Ok(false) => Err(StoreError::Unavailable),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = announced {
         // Unlisted elsewhere, it would hear the others but be invisible to
         // them: out again, and the client tries later (1013).
         engine.leave(
