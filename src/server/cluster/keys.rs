@@ -138,12 +138,14 @@ pub(crate) const CLAIM_RECHECK: std::time::Duration = std::time::Duration::from_
 /// A seat of this process that it has already released (ARGV[7]; the
 /// release may still be on its way) is replaced too; any other seat of
 /// this process is a user connected here, whatever the probe channel says
-/// (it is empty while this process's subscription reconnects). A replaced holder's
-/// leave is published first, so every list drops it (under whatever
-/// spelling it had). The claimer's own join is not published here but by
-/// `Cluster::announce`, once it has entered its room. Returns 1; 0 if taken on this process; 2 if taken
-/// by a holder on another process that still looks alive — which the
-/// caller asks again about, see [`CLAIM_RECHECK`].
+/// (it is empty while this process's subscription reconnects). A replaced
+/// holder's leave is published first, so every list drops it (under
+/// whatever spelling it had). The claimer's own join is not published
+/// here but by [`announce`], once it has entered its room.
+///
+/// Returns 1; 0 if taken on this process; 2 if taken by a holder on
+/// another process that still looks alive — which the caller asks again
+/// about, see [`CLAIM_RECHECK`].
 ///
 /// KEYS: users, seats of this process, procs.
 /// ARGV: name key, seat (`PROC:N`), name, room, channel, proc, released
