@@ -187,9 +187,9 @@ pub(crate) async fn run(
             match reason {
                 // The writer has a close frame queued and ends once it is
                 // sent; reading on until the client's answering close lets
-                // that frame arrive.
+                // that frame arrive. (The reader started the address's
+                // cool-down before queueing it.)
                 Disconnect::Flooding => {
-                    ticket.flooded();
                     let _ = tokio::time::timeout(CLOSE_DRAIN, stream.drain()).await;
                 }
                 // The refused frame cannot be decoded past, and its

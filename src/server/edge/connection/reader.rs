@@ -94,6 +94,11 @@ where
                     metrics::refused("flooding");
                     let (code, reason) = (close_code::POLICY, "Sending too fast: slow down");
                     debug!(user = %name, "closing a flooding client");
+                    // The cool-down starts before the close is sent: a
+                    // client that reconnects the moment it reads the 1008
+                    // must find it already running, not win a fresh burst
+                    // while this task waits for a core.
+                    ticket.flooded();
                     let _ = replies.send(Reply::Close { code, reason }).await;
                     return Disconnect::Flooding;
                 }
